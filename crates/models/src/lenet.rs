@@ -1,0 +1,56 @@
+//! LeNet-5 as the paper's code has it: conv 1→6 k5 (+ `extra_conv` × conv 6→6 k5 pad 2), ReLU,
+//! max-pool 2, conv 6→16 k5, ReLU, max-pool 2, fc 256→120→84→10 with ReLU between.
+
+use burn::module::Module;
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use rand_chacha::ChaCha8Rng;
+
+use crate::layers::{max_pool_2x2, Conv, Dense};
+
+/// LeNet-5 for 1×28×28 inputs given flattened as `[m, 784]`.
+#[derive(Module, Debug)]
+pub struct LeNet5<B: Backend> {
+    pub conv1: Conv<B>,
+    /// Extra 6→6 convolutions (k5, pad 2) after `conv1`, each followed by ReLU.
+    pub extra: Vec<Conv<B>>,
+    pub conv2: Conv<B>,
+    pub fc1: Dense<B>,
+    pub fc2: Dense<B>,
+    pub fc3: Dense<B>,
+}
+
+impl<B: Backend> LeNet5<B> {
+    /// A fresh LeNet-5 with `extra_conv` extra convolutions.
+    pub fn new(extra_conv: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
+        let conv1 = Conv::new(1, 6, 5, 0, rng, device);
+        let extra = (0..extra_conv)
+            .map(|_| Conv::new(6, 6, 5, 2, rng, device))
+            .collect();
+        Self {
+            conv1,
+            extra,
+            conv2: Conv::new(6, 16, 5, 0, rng, device),
+            fc1: Dense::new(16 * 4 * 4, 120, rng, device),
+            fc2: Dense::new(120, 84, rng, device),
+            fc3: Dense::new(84, 10, rng, device),
+        }
+    }
+
+    /// Logits for inputs `[m, 784]` (28×28 images, row-major).
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let m = x.dims()[0];
+        let x = x.reshape([m, 1, 28, 28]);
+        let mut h = relu(self.conv1.forward(x));
+        for conv in &self.extra {
+            h = relu(conv.forward(h));
+        }
+        let h = max_pool_2x2(h);
+        let h = max_pool_2x2(relu(self.conv2.forward(h)));
+        let h = h.reshape([m, 16 * 4 * 4]);
+        let h = relu(self.fc1.forward(h));
+        let h = relu(self.fc2.forward(h));
+        self.fc3.forward(h)
+    }
+}

@@ -1,0 +1,107 @@
+//! Model names as the command line and the experiment configs write them:
+//! `mlp-<depth>x<width>` (e.g. `mlp-2x256`), `lenet5`, `lenet5-e<k>` (k extra convolutions).
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::lenet::LeNet5;
+use crate::mlp::Mlp;
+
+/// Input size of the MNIST-family models (28 × 28).
+pub const INPUTS: usize = 784;
+/// Number of classes.
+pub const CLASSES: usize = 10;
+
+/// A model name that could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("unknown model '{0}': expected mlp-<depth>x<width> (e.g. mlp-2x256), lenet5 or lenet5-e<k>")]
+pub struct UnknownModel(pub String);
+
+/// Which classifier to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelSpec {
+    /// MLP with `depth` hidden layers of `width` units.
+    Mlp { depth: usize, width: usize },
+    /// LeNet-5 with `extra_conv` extra convolutions.
+    LeNet5 { extra_conv: usize },
+}
+
+impl std::str::FromStr for ModelSpec {
+    type Err = UnknownModel;
+    fn from_str(s: &str) -> Result<Self, UnknownModel> {
+        let bad = || UnknownModel(s.to_string());
+        if let Some(rest) = s.strip_prefix("mlp-") {
+            let (d, w) = rest.split_once('x').ok_or_else(bad)?;
+            let depth: usize = d.parse().map_err(|_| bad())?;
+            let width: usize = w.parse().map_err(|_| bad())?;
+            if width == 0 {
+                return Err(bad());
+            }
+            return Ok(ModelSpec::Mlp { depth, width });
+        }
+        if s == "lenet5" {
+            return Ok(ModelSpec::LeNet5 { extra_conv: 0 });
+        }
+        if let Some(k) = s.strip_prefix("lenet5-e") {
+            let extra_conv = k.parse().map_err(|_| bad())?;
+            return Ok(ModelSpec::LeNet5 { extra_conv });
+        }
+        Err(bad())
+    }
+}
+
+impl std::fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSpec::Mlp { depth, width } => write!(f, "mlp-{depth}x{width}"),
+            ModelSpec::LeNet5 { extra_conv: 0 } => write!(f, "lenet5"),
+            ModelSpec::LeNet5 { extra_conv } => write!(f, "lenet5-e{extra_conv}"),
+        }
+    }
+}
+
+impl serde::Serialize for ModelSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ModelSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl ModelSpec {
+    /// Builds the model with parameters drawn from `seed` (identical on every backend).
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Classifier<B> {
+        let mut rng = slt_core::seed::rng_for(seed, &[slt_core::seed::stream::INIT]);
+        match *self {
+            ModelSpec::Mlp { depth, width } => {
+                Classifier::Mlp(Mlp::new(INPUTS, depth, width, CLASSES, &mut rng, device))
+            }
+            ModelSpec::LeNet5 { extra_conv } => {
+                Classifier::LeNet5(LeNet5::new(extra_conv, &mut rng, device))
+            }
+        }
+    }
+}
+
+/// Any of this crate's MNIST-family classifiers.
+#[derive(Module, Debug)]
+pub enum Classifier<B: Backend> {
+    Mlp(Mlp<B>),
+    LeNet5(LeNet5<B>),
+}
+
+impl<B: Backend> Classifier<B> {
+    /// Logits `[m, 10]` for inputs `[m, 784]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            Classifier::Mlp(m) => m.forward(x),
+            Classifier::LeNet5(m) => m.forward(x),
+        }
+    }
+}

@@ -1,1 +1,47 @@
+//! Optimisers for any burn module, each reporting the norm of the update it applies.
+//!
+//! Today: [`Sgd`] — momentum, Nesterov, weight decay, PyTorch's semantics. The natural-gradient
+//! family (exact batch-Fisher NGD, the paper's online NGD, K-FAC) is the next issue.
+//!
+//! ```
+//! use burn::tensor::Tensor;
+//! use slt_models::{loss::cross_entropy, ModelSpec};
+//! use slt_optimizers::{Sgd, SgdConfig};
+//! type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
+//! let device = Default::default();
+//! let model = "mlp-1x16".parse::<ModelSpec>().unwrap().init::<B>(0, &device);
+//! let x = Tensor::<B, 2>::ones([8, 784], &device);
+//! let y = Tensor::<B, 2>::zeros([8, 10], &device).slice_fill([0..8, 3..4], 1.0);
+//! let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, nesterov: true, ..Default::default() }).unwrap();
+//! let before = cross_entropy(model.forward(x.clone()), y.clone()).into_scalar();
+//! let grads = cross_entropy(model.forward(x.clone()), y.clone()).backward();
+//! let (model, stats) = sgd.step(model, &grads).unwrap();
+//! assert!(stats.update_norm > 0.0);
+//! let after = cross_entropy(model.forward(x), y).into_scalar();
+//! assert!(after < before);
+//! ```
 
+pub mod sgd;
+
+pub use sgd::{Sgd, SgdConfig};
+
+/// What an optimiser step reports.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct StepStats {
+    /// ‖d‖: norm of the direction the step moves along before the learning rate is applied
+    /// (‖g‖ for plain SGD, the momentum/Nesterov direction otherwise; ‖F_s⁻¹g‖ for NGD).
+    pub update_norm: f64,
+    /// ‖g‖: norm of the raw minibatch gradient.
+    pub grad_norm: f64,
+}
+
+/// Errors of the optimisers.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum OptimError {
+    /// A hyperparameter is out of range.
+    #[error("invalid optimiser setting: {0}")]
+    InvalidConfig(String),
+    /// The gradient holds NaN or ±∞; the model was left unchanged.
+    #[error("non-finite gradient (‖g‖ = {grad_norm}); the step was not applied — lower the learning rate or check the loss")]
+    NonFiniteGradient { grad_norm: f64 },
+}

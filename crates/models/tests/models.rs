@@ -1,0 +1,144 @@
+//! Parameter counts, shapes, determinism, pooling, and the promise that every model can be
+//! differentiated twice (exact Hessian-vector products by nested autodiff).
+
+use burn::module::AutodiffModule;
+use burn::tensor::module::max_pool2d;
+use burn::tensor::{Tensor, TensorData};
+use slt_core::params::{flatten, flatten_to_vec, num_params, write_back};
+use slt_models::layers::max_pool_2x2;
+use slt_models::loss::{cross_entropy, nll_per_example};
+use slt_models::{Classifier, ModelSpec};
+
+type F = burn_ndarray::NdArray<f64>;
+type Ad = burn_autodiff::Autodiff<F>;
+type Ad2 = burn_autodiff::Autodiff<Ad>;
+
+#[test]
+fn parameter_counts() {
+    let device = Default::default();
+    let count = |name: &str| num_params(&name.parse::<ModelSpec>().unwrap().init::<F>(0, &device));
+    assert_eq!(count("mlp-2x256"), 269_322);
+    assert_eq!(count("mlp-1x16"), 784 * 16 + 16 + 16 * 10 + 10);
+    assert_eq!(count("mlp-0x1"), 7850);
+    assert_eq!(count("lenet5"), 44_426);
+    assert_eq!(count("lenet5-e2"), 44_426 + 2 * (6 * 6 * 25 + 6));
+}
+
+#[test]
+fn names_round_trip_and_bad_names_fail() {
+    for name in ["mlp-2x256", "mlp-1x16", "lenet5", "lenet5-e3"] {
+        assert_eq!(name.parse::<ModelSpec>().unwrap().to_string(), name);
+    }
+    for bad in ["mlp", "mlp-2", "mlp-2x0", "mlp-ax3", "lenet", "lenet5-e", "resnet"] {
+        assert!(bad.parse::<ModelSpec>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn initialisation_is_seeded_and_pytorch_scaled() {
+    let device = Default::default();
+    let spec: ModelSpec = "mlp-1x64".parse().unwrap();
+    let a = flatten_to_vec(&spec.init::<F>(3, &device));
+    assert_eq!(a, flatten_to_vec(&spec.init::<F>(3, &device)));
+    assert_ne!(a, flatten_to_vec(&spec.init::<F>(4, &device)));
+    // First layer weights ~ U(−1/√784, 1/√784): max |w| close to the bound, mean near 0.
+    let bound = 1.0 / 784f64.sqrt();
+    let first = &a[..784 * 64];
+    let max = first.iter().fold(0f64, |m, v| m.max(v.abs()));
+    assert!(max <= bound && max > 0.99 * bound, "{max} vs {bound}");
+    let mean = first.iter().sum::<f64>() / first.len() as f64;
+    // 4 standard deviations of the mean of n draws from U(−b, b): 4·b/√(3n).
+    assert!(mean.abs() < 4.0 * bound / (3.0 * first.len() as f64).sqrt());
+}
+
+#[test]
+fn forward_shapes_and_loss_of_uniform_logits() {
+    let device = Default::default();
+    for name in ["mlp-2x32", "lenet5", "lenet5-e1"] {
+        let model = name.parse::<ModelSpec>().unwrap().init::<F>(0, &device);
+        let x = Tensor::<F, 2>::random([5, 784], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        assert_eq!(model.forward(x).dims(), [5, 10], "{name}");
+    }
+    // Zero logits: every per-example loss is ln 10.
+    let logits = Tensor::<F, 2>::zeros([3, 10], &device);
+    let one_hot = Tensor::<F, 2>::zeros([3, 10], &device).slice_fill([0..3, 2..3], 1.0);
+    let per = nll_per_example(logits.clone(), one_hot.clone()).into_data().to_vec::<f64>().unwrap();
+    assert!(per.iter().all(|l| (l - 10f64.ln()).abs() < 1e-12));
+    let mean: f64 = cross_entropy(logits, one_hot).into_scalar();
+    assert!((mean - 10f64.ln()).abs() < 1e-12);
+}
+
+#[test]
+fn reshape_pooling_equals_max_pool2d() {
+    let device = Default::default();
+    let x = Tensor::<F, 4>::random([2, 3, 8, 6], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let ours = max_pool_2x2(x.clone()).into_data();
+    let burns = max_pool2d(x.clone(), [2, 2], [2, 2], [0, 0], [1, 1], false).into_data();
+    assert_eq!(ours, burns);
+    // Odd sizes: floor mode.
+    let x = Tensor::<F, 4>::random([1, 1, 5, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    assert_eq!(max_pool_2x2(x.clone()).into_data(), max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false).into_data());
+}
+
+/// Hv by double backward through the model against central differences of gradients.
+fn hvp_matches_finite_differences(name: &str) {
+    let device = Default::default();
+    let spec: ModelSpec = name.parse().unwrap();
+    let d = num_params(&spec.init::<F>(0, &device));
+    let x_data = TensorData::new((0..4 * 784).map(|i| ((i * 37 % 101) as f64 / 50.0) - 1.0).collect::<Vec<_>>(), [4, 784]);
+    let mut labels = vec![0.0; 40];
+    for (row, class) in [3, 7, 1, 3].iter().enumerate() {
+        labels[row * 10 + class] = 1.0;
+    }
+    let y_data = TensorData::new(labels, [4, 10]);
+    let v: Vec<f64> = (0..d).map(|i| ((i * 7919 % 1000) as f64 / 500.0) - 1.0).collect();
+
+    // Exact: g(w) = ∇L on the inner autodiff level, then ∇(g·v).
+    // The inner model's parameters are tracked on the inner level; wrapping them with
+    // `from_inner` tracks them on the outer level too.
+    let inner_model = spec.init::<Ad>(0, &device);
+    let model = Classifier::<Ad2>::from_inner(inner_model.clone());
+    let loss = cross_entropy(
+        model.forward(Tensor::from_data(x_data.clone(), &device)),
+        Tensor::from_data(y_data.clone(), &device),
+    );
+    let grads = loss.backward();
+    let g: Tensor<Ad, 1> = slt_core::params::flatten_grads(&model, &grads);
+    let gv = (g * Tensor::<Ad, 1>::from_floats(v.as_slice(), &device)).sum();
+    let grads2 = gv.backward();
+    let hv = slt_core::params::flatten_grads(&inner_model, &grads2)
+        .into_data()
+        .to_vec::<f64>()
+        .unwrap();
+
+    // Central differences in f64.
+    let grad_at = |shift: f64| -> Vec<f64> {
+        let base = spec.init::<Ad>(0, &device);
+        let w: Vec<f64> = flatten_to_vec(&base).iter().zip(&v).map(|(w, v)| w + shift * v).collect();
+        let model = slt_core::params::write_back_vec(base, &w).unwrap();
+        let model = write_back(model.clone(), flatten(&model).detach().require_grad()).unwrap();
+        let loss = cross_entropy(
+            model.forward(Tensor::from_data(x_data.clone(), &device)),
+            Tensor::from_data(y_data.clone(), &device),
+        );
+        let grads = loss.backward();
+        slt_core::params::flatten_grads(&model, &grads).into_data().to_vec::<f64>().unwrap()
+    };
+    let h = 1e-5;
+    let (gp, gm) = (grad_at(h), grad_at(-h));
+    let fd: Vec<f64> = gp.iter().zip(&gm).map(|(p, m)| (p - m) / (2.0 * h)).collect();
+    let err = hv.iter().zip(&fd).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    let norm = fd.iter().map(|a| a * a).sum::<f64>().sqrt();
+    assert!(norm > 0.0);
+    assert!(err / norm < 1e-6, "{name}: relative HVP error {}", err / norm);
+}
+
+#[test]
+fn mlp_is_twice_differentiable() {
+    hvp_matches_finite_differences("mlp-2x8");
+}
+
+#[test]
+fn lenet_is_twice_differentiable() {
+    hvp_matches_finite_differences("lenet5-e1");
+}

@@ -1,1 +1,231 @@
-fn main() {}
+//! `cargo xtask`: the project's command line. See `cargo xtask --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use slt_datasets::{fetch_dataset, resolve_data_dir, DatasetKind, FileStatus, Manifest, Source};
+use slt_experiments::config::{OptimizerConfig, TrainConfig};
+use slt_experiments::reproduce::{default_results_dir, reproduce_all, Profile, ReproduceOptions};
+use slt_experiments::BackendKind;
+
+mod bench;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Reproduce 'NGD converges to less degenerate solutions than SGD' and measure degeneracy with the slt crates")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// Data directory (default: $SLT_DATA_DIR, else <repo>/datasets).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download MNIST / Fashion-MNIST, verify SHA-256, write atomically.
+    FetchData {
+        /// mnist, fashion-mnist or all.
+        #[arg(long, default_value = "all")]
+        dataset: String,
+        /// A local directory laid out as <dir>/<dataset>/<file> (e.g. ../shared/datasets) or a
+        /// URL base; default: the publishers' mirrors, in order.
+        #[arg(long)]
+        from: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Train one model and write config.json, metrics.jsonl, weights.safetensors, summary.json.
+    Train(TrainArgs),
+    /// Run every implemented suite at a profile's scale and write experiments/results/report.md.
+    ReproduceAll {
+        /// smoke, quick, paper, or a path to a profile JSON file.
+        #[arg(long, default_value = "quick")]
+        profile: String,
+        /// ndarray (default), flex or wgpu (when compiled in).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Results directory (default: experiments/results).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+        /// Where to fetch missing data from (see fetch-data --from).
+        #[arg(long)]
+        from: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Time one SGD epoch of MLP 784-256-256-10 (batch 128) on MNIST.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// mlp-<depth>x<width>, lenet5 or lenet5-e<k>.
+    #[arg(long, default_value = "mlp-2x256")]
+    model: String,
+    /// Only `sgd` so far.
+    #[arg(long, default_value = "sgd")]
+    optimizer: String,
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f64,
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train on this many examples only (chosen by seed).
+    #[arg(long)]
+    train_subset: Option<usize>,
+    /// Validate on this many held-out training examples instead of the official test set.
+    #[arg(long)]
+    val_from_train: Option<usize>,
+    /// Evaluate the full training set after each epoch.
+    #[arg(long)]
+    eval_train: bool,
+    /// Output directory (default: experiments/results/train/<run-id>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    backend: Option<String>,
+    /// Retrain even if the output directory holds a finished run of this configuration.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+fn parse_backend(flag: Option<&str>) -> anyhow::Result<BackendKind> {
+    match flag {
+        Some(name) => name.parse().context("--backend"),
+        None => BackendKind::default_compiled(),
+    }
+}
+
+fn datasets_arg(arg: &str) -> anyhow::Result<Vec<DatasetKind>> {
+    if arg == "all" {
+        return Ok(DatasetKind::ALL.to_vec());
+    }
+    Ok(vec![arg.parse().with_context(|| format!("--dataset {arg}"))?])
+}
+
+/// Fetches what is missing of `datasets` into `data_dir`, printing one line per file.
+fn fetch(datasets: &[DatasetKind], data_dir: &std::path::Path, from: Option<&str>) -> anyhow::Result<()> {
+    let manifest = Manifest::builtin();
+    let source = from.map(Source::parse).unwrap_or(Source::Mirrors);
+    for kind in datasets {
+        fetch_dataset(&manifest, kind.name(), data_dir, &source, |file, status| match status {
+            FileStatus::Present => eprintln!("{kind}/{file}: present, SHA-256 ok"),
+            FileStatus::Fetched(from) => eprintln!("{kind}/{file}: fetched from {from}, SHA-256 ok"),
+        })
+        .with_context(|| format!("fetching {kind} into {}", data_dir.display()))?;
+    }
+    Ok(())
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let backend = parse_backend(args.backend.as_deref())?;
+    let dataset: DatasetKind = args.dataset.parse().context("--dataset")?;
+    let model = args.model.parse().context("--model")?;
+    let optimizer = match args.optimizer.as_str() {
+        "sgd" => OptimizerConfig::Sgd(slt_optimizers::SgdConfig {
+            lr: args.lr,
+            momentum: args.momentum,
+            nesterov: args.nesterov,
+            weight_decay: args.weight_decay,
+        }),
+        other => anyhow::bail!("--optimizer {other}: not implemented yet (available: sgd)"),
+    };
+    let config = TrainConfig {
+        dataset,
+        model,
+        optimizer,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        split: slt_datasets::SplitOptions {
+            val_from_train: args.val_from_train,
+            train_subset: args.train_subset,
+            val_subset: None,
+            seed: args.seed,
+        },
+        eval_train: args.eval_train,
+    };
+    config.validate().context("invalid training options")?;
+    let out = args
+        .out
+        .unwrap_or_else(|| default_results_dir().join("train").join(config.run_id()));
+    if out.join("summary.json").exists() && !args.force {
+        let stored: TrainConfig = slt_experiments::store::read_json(&out.join("config.json"))?;
+        if stored == config {
+            eprintln!("{}: this run already finished (use --force to retrain)", out.display());
+            return Ok(());
+        }
+        anyhow::bail!("{} holds a finished run of another configuration; choose another --out or pass --force", out.display());
+    }
+    let data_dir = resolve_data_dir(args.data.data_dir.as_deref());
+    let splits = slt_datasets::RawSplits::load(dataset, &data_dir)
+        .context("loading the data")?
+        .split(&config.split)?;
+    let summary = slt_experiments::with_backend!(backend, |B, device| {
+        slt_experiments::train::train::<B>(&config, &splits, &device, backend.name(), Some(&out), true)
+            .map(|o| o.summary)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    eprintln!("results in {}", out.display());
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::FetchData { dataset, from, data } => {
+            let data_dir = resolve_data_dir(data.data_dir.as_deref());
+            fetch(&datasets_arg(&dataset)?, &data_dir, from.as_deref())
+        }
+        Command::Train(args) => train(args),
+        Command::ReproduceAll { profile, backend, results_dir, from, data } => {
+            let profile = Profile::load(&profile)?;
+            let backend = parse_backend(backend.as_deref())?;
+            let data_dir = resolve_data_dir(data.data_dir.as_deref());
+            fetch(&profile.sgd_baselines.datasets, &data_dir, from.as_deref())?;
+            for (name, what, implemented) in slt_experiments::reproduce::SUITES {
+                if !implemented {
+                    eprintln!("suite {name} ({what}): not implemented yet, skipped");
+                }
+            }
+            let report = reproduce_all(&ReproduceOptions {
+                profile,
+                backend,
+                data_dir,
+                results_dir: results_dir.unwrap_or_else(default_results_dir),
+                show_progress: true,
+            })?;
+            eprintln!("report: {}", report.display());
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

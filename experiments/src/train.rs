@@ -1,0 +1,217 @@
+//! The training loop: seeded batches, one optimiser step per batch, evaluation after every
+//! epoch, one metrics row per epoch, weights at the end.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ElementConversion;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use slt_datasets::{Dataset, Splits};
+use slt_models::loss::cross_entropy;
+use slt_models::Classifier;
+use slt_optimizers::Sgd;
+
+use crate::config::{OptimizerConfig, TrainConfig};
+
+/// One row of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch index.
+    pub epoch: usize,
+    /// Mean minibatch loss over the epoch (or the full-train-set loss with `eval_train`).
+    pub train_loss: f64,
+    /// Full-train-set accuracy (only with `eval_train`).
+    pub train_acc: Option<f64>,
+    /// Validation loss (mean NLL).
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_acc: f64,
+    /// Mean over the epoch's steps of the update-direction norm ‖d‖.
+    pub update_norm_mean: f64,
+    /// Mean over the epoch's steps of the minibatch gradient norm ‖g‖.
+    pub grad_norm_mean: f64,
+    /// Optimiser steps taken in the epoch.
+    pub steps: usize,
+    /// Wall-clock seconds of the epoch's training steps (data assembly included, evaluation
+    /// excluded).
+    pub seconds: f64,
+}
+
+/// What a finished run leaves in `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub backend: String,
+    pub final_metrics: EpochMetrics,
+    /// Training seconds summed over epochs.
+    pub train_seconds: f64,
+    /// Wall-clock seconds of the whole run, evaluation included.
+    pub total_seconds: f64,
+}
+
+/// A trained model and its record.
+pub struct TrainOutcome<B: AutodiffBackend> {
+    pub model: Classifier<B>,
+    pub metrics: Vec<EpochMetrics>,
+    pub summary: RunSummary,
+}
+
+/// Mean loss and accuracy of `model` on `data`, in batches of `batch_size`.
+pub fn evaluate<B: Backend>(
+    model: &Classifier<B>,
+    data: &Dataset,
+    batch_size: usize,
+    device: &B::Device,
+) -> (f64, f64) {
+    let mut loss_sum = 0.0;
+    let mut correct = 0i64;
+    for indices in data.sequential_batches(batch_size) {
+        let batch = data.batch::<B>(&indices, device);
+        let m = indices.len();
+        let logits = model.forward(batch.inputs);
+        let predicted = logits.clone().argmax(1).reshape([m]);
+        correct += predicted.equal(batch.targets).int().sum().into_scalar().elem::<i64>();
+        loss_sum += cross_entropy(logits, batch.one_hot).into_scalar().elem::<f64>() * m as f64;
+    }
+    let n = data.len() as f64;
+    (loss_sum / n, correct as f64 / n)
+}
+
+fn progress_bar(steps: u64, prefix: String, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps {per_sec:>12} ETA {eta:>4} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+/// Trains `config` on `splits` from a fresh initialisation. With `out`, writes
+/// `config.json` first, a `metrics.jsonl` row after every epoch, then `weights.safetensors`
+/// and `summary.json` (all atomically).
+pub fn train<B: AutodiffBackend>(
+    config: &TrainConfig,
+    splits: &Splits,
+    device: &B::Device,
+    backend_name: &str,
+    out: Option<&Path>,
+    show_progress: bool,
+) -> anyhow::Result<TrainOutcome<B>> {
+    config.validate()?;
+    let started = Instant::now();
+    let run_id = config.run_id();
+    if let Some(dir) = out {
+        crate::store::write_json(&dir.join("config.json"), config)?;
+    }
+    let mut model = config.model.init::<B>(config.seed, device);
+    let mut optimizer = match &config.optimizer {
+        OptimizerConfig::Sgd(c) => Sgd::<B>::new(*c)?,
+    };
+    let train = &splits.train;
+    let eval_batch = 1000;
+    let mut metrics: Vec<EpochMetrics> = Vec::with_capacity(config.epochs);
+    let mut train_seconds = 0.0;
+    for epoch in 1..=config.epochs {
+        let batches = train.epoch_batches(config.batch_size, config.seed, epoch as u64 - 1, false);
+        let bar = progress_bar(
+            batches.len() as u64,
+            format!("{} {} epoch {epoch}/{}", config.model, config.optimizer.name(), config.epochs),
+            show_progress,
+        );
+        let t0 = Instant::now();
+        let (mut loss_sum, mut update_sum, mut grad_sum) = (0.0, 0.0, 0.0);
+        for (step, indices) in batches.iter().enumerate() {
+            let batch = train.batch::<B>(indices, device);
+            let loss = cross_entropy(model.forward(batch.inputs), batch.one_hot);
+            let loss_value = loss.clone().into_scalar().elem::<f64>();
+            if !loss_value.is_finite() {
+                bar.abandon();
+                bail!(
+                    "training diverged: loss is {loss_value} at epoch {epoch}, step {} ({}); lower the learning rate",
+                    step + 1,
+                    config.optimizer.name()
+                );
+            }
+            let grads = loss.backward();
+            let (next, stats) = optimizer
+                .step(model, &grads)
+                .with_context(|| format!("epoch {epoch}, step {}", step + 1))?;
+            model = next;
+            loss_sum += loss_value * indices.len() as f64;
+            update_sum += stats.update_norm;
+            grad_sum += stats.grad_norm;
+            bar.inc(1);
+            if step % 16 == 0 {
+                bar.set_message(format!("loss {loss_value:.4}"));
+            }
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        bar.finish_and_clear();
+        let steps = batches.len();
+        let valid = model.valid();
+        let inner_device = device.clone();
+        let (val_loss, val_acc) = evaluate(&valid, &splits.val, eval_batch, &inner_device);
+        let (train_loss, train_acc) = if config.eval_train {
+            let (l, a) = evaluate(&valid, train, eval_batch, &inner_device);
+            (l, Some(a))
+        } else {
+            (loss_sum / train.len() as f64, None)
+        };
+        let row = EpochMetrics {
+            epoch,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            update_norm_mean: update_sum / steps as f64,
+            grad_norm_mean: grad_sum / steps as f64,
+            steps,
+            seconds,
+        };
+        if show_progress {
+            eprintln!(
+                "{} {} epoch {epoch}/{}: train_loss {:.4} val_loss {:.4} val_acc {:.4} ({:.2} s, {:.2} ms/step)",
+                config.model,
+                config.optimizer.name(),
+                config.epochs,
+                row.train_loss,
+                row.val_loss,
+                row.val_acc,
+                seconds,
+                1e3 * seconds / steps as f64
+            );
+        }
+        metrics.push(row);
+        if let Some(dir) = out {
+            crate::store::write_jsonl(&dir.join("metrics.jsonl"), &metrics)?;
+        }
+    }
+    let summary = RunSummary {
+        run_id,
+        backend: backend_name.to_string(),
+        final_metrics: metrics.last().cloned().expect("at least one epoch"),
+        train_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    };
+    if let Some(dir) = out {
+        crate::weights::save(&model, &dir.join("weights.safetensors"))?;
+        crate::store::write_json(&dir.join("summary.json"), &summary)?;
+    }
+    Ok(TrainOutcome {
+        model,
+        metrics,
+        summary,
+    })
+}

@@ -1,0 +1,145 @@
+//! `cargo xtask bench`: the speed of an SGD epoch of MLP 784-256-256-10, batch 128, on MNIST,
+//! data assembly included, with a breakdown of a step and its ratio to the arithmetic floor
+//! measured in the same run (the same matrix products without autodiff), since absolute times
+//! on a shared machine mean little.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use slt_datasets::{resolve_data_dir, DatasetKind, RawSplits, SplitOptions};
+use slt_experiments::BackendKind;
+use slt_models::loss::cross_entropy;
+use slt_optimizers::{Sgd, SgdConfig};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// ndarray (default), flex or wgpu.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Epochs to time (the median is reported).
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Data directory (default: $SLT_DATA_DIR, else <repo>/datasets).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn time_per_call(reps: usize, mut f: impl FnMut()) -> f64 {
+    // Median of 5 blocks of `reps` calls, in seconds per call.
+    let blocks: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    median(blocks)
+}
+
+fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: BackendKind) -> anyhow::Result<()> {
+    let data_dir = resolve_data_dir(args.data_dir.as_deref());
+    let splits = RawSplits::load(DatasetKind::Mnist, &data_dir)
+        .context("loading MNIST (run `cargo xtask fetch-data` first)")?
+        .split(&SplitOptions::default())?;
+    let train = &splits.train;
+    let spec: slt_models::ModelSpec = "mlp-2x256".parse()?;
+    let m = 128;
+    let config = SgdConfig { lr: 0.01, ..Default::default() };
+
+    // Step breakdown on one fixed batch.
+    let indices: Vec<usize> = (0..m).collect();
+    let batch = train.batch::<B>(&indices, device);
+    let mut model = spec.init::<B>(0, device);
+    let mut sgd = Sgd::<B>::new(config)?;
+    let t_batch = time_per_call(50, || {
+        let b = train.batch::<B>(&indices, device);
+        let _ = b.inputs.into_data();
+    });
+    let t_fwd = time_per_call(50, || {
+        let loss = cross_entropy(model.forward(batch.inputs.clone()), batch.one_hot.clone());
+        let _ = loss.into_scalar().elem::<f64>();
+    });
+    let t_fwd_bwd = time_per_call(50, || {
+        let loss = cross_entropy(model.forward(batch.inputs.clone()), batch.one_hot.clone());
+        let grads = loss.backward();
+        drop(grads);
+    });
+    let t_step = time_per_call(50, || {
+        let loss = cross_entropy(model.forward(batch.inputs.clone()), batch.one_hot.clone());
+        let _ = loss.clone().into_scalar().elem::<f64>();
+        let grads = loss.backward();
+        let (next, _) = sgd.step(model.clone(), &grads).expect("finite");
+        model = next;
+    });
+
+    // Floor: the step's matrix products on the inner backend (no autodiff, no elementwise work).
+    type I<B> = <B as AutodiffBackend>::InnerBackend;
+    let x = Tensor::<I<B>, 2>::ones([m, 784], device);
+    let w1 = Tensor::<I<B>, 2>::ones([784, 256], device);
+    let w2 = Tensor::<I<B>, 2>::ones([256, 256], device);
+    let w3 = Tensor::<I<B>, 2>::ones([256, 10], device);
+    let h = Tensor::<I<B>, 2>::ones([m, 256], device);
+    let o = Tensor::<I<B>, 2>::ones([m, 10], device);
+    let t_gemm = time_per_call(50, || {
+        // forward
+        let a = x.clone().matmul(w1.clone());
+        let b = h.clone().matmul(w2.clone());
+        let c = h.clone().matmul(w3.clone());
+        // backward: weight gradients and input gradients
+        let g3 = h.clone().transpose().matmul(o.clone());
+        let d2 = o.clone().matmul(w3.clone().transpose());
+        let g2 = h.clone().transpose().matmul(h.clone());
+        let d1 = h.clone().matmul(w2.clone().transpose());
+        let g1 = x.clone().transpose().matmul(h.clone());
+        let total = a.sum() + b.sum() + c.sum() + g3.sum() + d2.sum() + g2.sum() + d1.sum() + g1.sum();
+        let _ = total.into_scalar().elem::<f64>();
+    });
+
+    // Full epochs, data assembly included.
+    let mut epoch_times = Vec::new();
+    let mut steps = 0;
+    for epoch in 0..args.epochs {
+        let mut model = spec.init::<B>(0, device);
+        let mut sgd = Sgd::<B>::new(config)?;
+        let batches = train.epoch_batches(m, 0, epoch as u64, false);
+        steps = batches.len();
+        let t = Instant::now();
+        for idx in &batches {
+            let batch = train.batch::<B>(idx, device);
+            let loss = cross_entropy(model.forward(batch.inputs), batch.one_hot);
+            let _ = loss.clone().into_scalar().elem::<f64>();
+            let grads = loss.backward();
+            let (next, _) = sgd.step(model, &grads)?;
+            model = next;
+        }
+        epoch_times.push(t.elapsed().as_secs_f64());
+    }
+    let epoch = median(epoch_times);
+    println!("backend {backend}, MLP 784-256-256-10, batch {m}, MNIST 60,000 samples, plain SGD");
+    println!("  epoch (data assembly included): {:.3} s  ({:.3} ms/step, {} steps)", epoch, 1e3 * epoch / steps as f64, steps);
+    println!("  step breakdown (one batch, ms): batch assembly {:.3}, forward+loss {:.3}, forward+backward {:.3}, full step {:.3}",
+        1e3 * t_batch, 1e3 * t_fwd, 1e3 * t_fwd_bwd, 1e3 * t_step);
+    println!("  matmul floor of a step (same products, no autodiff): {:.3} ms", 1e3 * t_gemm);
+    println!("  ratio step / matmul floor: {:.2}", t_step / t_gemm);
+    println!("  ratio epoch / (steps x step): {:.2}", epoch / (steps as f64 * t_step));
+    println!("  reference (DESIGN.md 6, idle machine): PyTorch 0.97 s/epoch (2.06 ms/step); target <= 1.0 s, no worse than 1.3 s");
+    Ok(())
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let backend = match args.backend.as_deref() {
+        Some(b) => b.parse().context("--backend")?,
+        None => BackendKind::default_compiled()?,
+    };
+    slt_experiments::with_backend!(backend, |B, device| bench::<B>(&device, &args, backend))
+}
+

@@ -33,11 +33,15 @@ impl BackendKind {
         v
     }
 
-    /// The first compiled backend: ndarray in a default build.
+    /// The default backend: flex when compiled in (as in a default build), else ndarray, else
+    /// wgpu. flex is the CPU default because it measured faster and, unlike ndarray, gave
+    /// bit-identical runs for the same seed (ndarray's LeNet-5 runs differed in the 4th
+    /// decimal and its convolutions were 6× slower); see ARCHITECTURE.md.
     pub fn default_compiled() -> anyhow::Result<BackendKind> {
-        Self::compiled()
+        let compiled = Self::compiled();
+        [BackendKind::Flex, BackendKind::Ndarray, BackendKind::Wgpu]
             .into_iter()
-            .next()
+            .find(|k| compiled.contains(k))
             .ok_or_else(|| anyhow::anyhow!("no backend compiled in: build with --features ndarray, flex or wgpu"))
     }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use slt_datasets::download::default_sources;
 use slt_datasets::{fetch_dataset, resolve_data_dir, DatasetKind, FileStatus, Manifest, Source};
 use slt_experiments::config::{OptimizerConfig, TrainConfig};
 use slt_experiments::reproduce::{default_results_dir, reproduce_all, Profile, ReproduceOptions};
@@ -34,7 +35,8 @@ enum Command {
         #[arg(long, default_value = "all")]
         dataset: String,
         /// A local directory laid out as <dir>/<dataset>/<file> (e.g. ../shared/datasets) or a
-        /// URL base; default: the publishers' mirrors, in order.
+        /// URL base; default: ../shared/datasets beside the repository if present, then the
+        /// publishers' mirrors, in order.
         #[arg(long)]
         from: Option<String>,
         #[command(flatten)]
@@ -125,9 +127,9 @@ fn datasets_arg(arg: &str) -> anyhow::Result<Vec<DatasetKind>> {
 /// Fetches what is missing of `datasets` into `data_dir`, printing one line per file.
 fn fetch(datasets: &[DatasetKind], data_dir: &std::path::Path, from: Option<&str>) -> anyhow::Result<()> {
     let manifest = Manifest::builtin();
-    let source = from.map(Source::parse).unwrap_or(Source::Mirrors);
+    let sources = from.map(|f| vec![Source::parse(f)]).unwrap_or_else(default_sources);
     for kind in datasets {
-        fetch_dataset(&manifest, kind.name(), data_dir, &source, |file, status| match status {
+        fetch_dataset(&manifest, kind.name(), data_dir, &sources, |file, status| match status {
             FileStatus::Present => eprintln!("{kind}/{file}: present, SHA-256 ok"),
             FileStatus::Fetched(from) => eprintln!("{kind}/{file}: fetched from {from}, SHA-256 ok"),
         })

@@ -111,13 +111,27 @@ pub fn verify_file(path: &Path, expected: &str) -> Result<()> {
     Ok(())
 }
 
+/// The sources tried when the user names none: the read-only copy beside the repository
+/// (`../shared/datasets`, as on this project's machines) if it exists, then the manifest's
+/// mirrors.
+pub fn default_sources() -> Vec<Source> {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    let mut sources = Vec::new();
+    if shared.is_dir() {
+        sources.push(Source::Dir(shared));
+    }
+    sources.push(Source::Mirrors);
+    sources
+}
+
 /// Makes sure every file of `dataset` is in `<data_dir>/<dataset>/` with the manifest's
-/// checksum, fetching missing or corrupt files from `source`. Returns each file's status.
+/// checksum, fetching missing or corrupt files from `sources`, tried in order. Returns each
+/// file's status.
 pub fn fetch_dataset(
     manifest: &Manifest,
     dataset: &str,
     data_dir: &Path,
-    source: &Source,
+    sources: &[Source],
     mut on_file: impl FnMut(&str, &FileStatus),
 ) -> Result<Vec<(String, FileStatus)>> {
     let entry = manifest.dataset(dataset)?;
@@ -130,15 +144,18 @@ pub fn fetch_dataset(
             report.push((file.clone(), FileStatus::Present));
             continue;
         }
-        let candidates: Vec<String> = match source {
-            Source::Mirrors => entry.mirrors.iter().map(|m| join_url(m, file)).collect(),
-            Source::UrlBase(base) => vec![join_url(base, &format!("{dataset}/{file}"))],
-            Source::Dir(d) => vec![d.join(dataset).join(file).display().to_string()],
-        };
+        let candidates: Vec<(bool, String)> = sources
+            .iter()
+            .flat_map(|source| match source {
+                Source::Mirrors => entry.mirrors.iter().map(|m| (false, join_url(m, file))).collect(),
+                Source::UrlBase(base) => vec![(false, join_url(base, &format!("{dataset}/{file}")))],
+                Source::Dir(d) => vec![(true, d.join(dataset).join(file).display().to_string())],
+            })
+            .collect();
         let mut attempts = Vec::new();
         let mut fetched = None;
-        for candidate in candidates {
-            let bytes = if matches!(source, Source::Dir(_)) {
+        for (local, candidate) in candidates {
+            let bytes = if local {
                 std::fs::read(&candidate).map_err(|e| format!("{candidate}: {e}"))
             } else {
                 http_get(&candidate)

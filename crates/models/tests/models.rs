@@ -10,8 +10,7 @@ use slt_models::loss::{cross_entropy, nll_per_example};
 use slt_models::{Classifier, ModelSpec};
 
 type F = burn_ndarray::NdArray<f64>;
-type Ad = burn_autodiff::Autodiff<F>;
-type Ad2 = burn_autodiff::Autodiff<Ad>;
+type Flex32 = burn_flex::Flex<f32>;
 
 #[test]
 fn parameter_counts() {
@@ -80,65 +79,78 @@ fn reshape_pooling_equals_max_pool2d() {
     assert_eq!(max_pool_2x2(x.clone()).into_data(), max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false).into_data());
 }
 
-/// Hv by double backward through the model against central differences of gradients.
-fn hvp_matches_finite_differences(name: &str) {
-    let device = Default::default();
-    let spec: ModelSpec = name.parse().unwrap();
-    let d = num_params(&spec.init::<F>(0, &device));
-    let x_data = TensorData::new((0..4 * 784).map(|i| ((i * 37 % 101) as f64 / 50.0) - 1.0).collect::<Vec<_>>(), [4, 784]);
+/// The fixed inputs, labels and direction of the HVP checks.
+fn hvp_problem(d: usize) -> (TensorData, TensorData, Vec<f64>) {
+    let x = TensorData::new((0..4 * 784).map(|i| ((i * 37 % 101) as f64 / 50.0) - 1.0).collect::<Vec<_>>(), [4, 784]);
     let mut labels = vec![0.0; 40];
     for (row, class) in [3, 7, 1, 3].iter().enumerate() {
         labels[row * 10 + class] = 1.0;
     }
-    let y_data = TensorData::new(labels, [4, 10]);
     let v: Vec<f64> = (0..d).map(|i| ((i * 7919 % 1000) as f64 / 500.0) - 1.0).collect();
+    (x, TensorData::new(labels, [4, 10]), v)
+}
 
-    // Exact: g(w) = ∇L on the inner autodiff level, then ∇(g·v).
+/// Hv by double backward on backend `F`: g(w) = ∇L on the inner autodiff level, then ∇(g·v).
+fn exact_hvp<F: burn::tensor::backend::Backend>(spec: ModelSpec) -> Vec<f64> {
+    type Ad<F> = burn_autodiff::Autodiff<F>;
+    type Ad2<F> = burn_autodiff::Autodiff<Ad<F>>;
+    let device = Default::default();
     // The inner model's parameters are tracked on the inner level; wrapping them with
     // `from_inner` tracks them on the outer level too.
-    let inner_model = spec.init::<Ad>(0, &device);
-    let model = Classifier::<Ad2>::from_inner(inner_model.clone());
-    let loss = cross_entropy(
-        model.forward(Tensor::from_data(x_data.clone(), &device)),
-        Tensor::from_data(y_data.clone(), &device),
-    );
+    let inner_model = spec.init::<Ad<F>>(0, &device);
+    let (x, y, v) = hvp_problem(num_params(&inner_model));
+    let model = Classifier::<Ad2<F>>::from_inner(inner_model.clone());
+    let loss = cross_entropy(model.forward(Tensor::from_data(x, &device)), Tensor::from_data(y, &device));
     let grads = loss.backward();
-    let g: Tensor<Ad, 1> = slt_core::params::flatten_grads(&model, &grads);
-    let gv = (g * Tensor::<Ad, 1>::from_floats(v.as_slice(), &device)).sum();
+    let g: Tensor<Ad<F>, 1> = slt_core::params::flatten_grads(&model, &grads);
+    let gv = (g * Tensor::<Ad<F>, 1>::from_floats(v.as_slice(), &device)).sum();
     let grads2 = gv.backward();
-    let hv = slt_core::params::flatten_grads(&inner_model, &grads2)
-        .into_data()
-        .to_vec::<f64>()
-        .unwrap();
+    slt_core::params::flatten_grads(&inner_model, &grads2).into_data().iter::<f64>().collect()
+}
 
-    // Central differences in f64.
+/// Central differences of f64 gradients along v, step h.
+fn finite_difference_hvp(spec: ModelSpec, h: f64) -> Vec<f64> {
+    let device = Default::default();
     let grad_at = |shift: f64| -> Vec<f64> {
-        let base = spec.init::<Ad>(0, &device);
+        let base = spec.init::<burn_autodiff::Autodiff<F>>(0, &device);
+        let (x, y, v) = hvp_problem(num_params(&base));
         let w: Vec<f64> = flatten_to_vec(&base).iter().zip(&v).map(|(w, v)| w + shift * v).collect();
         let model = slt_core::params::write_back_vec(base, &w).unwrap();
         let model = write_back(model.clone(), flatten(&model).detach().require_grad()).unwrap();
-        let loss = cross_entropy(
-            model.forward(Tensor::from_data(x_data.clone(), &device)),
-            Tensor::from_data(y_data.clone(), &device),
-        );
+        let loss = cross_entropy(model.forward(Tensor::from_data(x, &device)), Tensor::from_data(y, &device));
         let grads = loss.backward();
         slt_core::params::flatten_grads(&model, &grads).into_data().to_vec::<f64>().unwrap()
     };
-    let h = 1e-5;
     let (gp, gm) = (grad_at(h), grad_at(-h));
-    let fd: Vec<f64> = gp.iter().zip(&gm).map(|(p, m)| (p - m) / (2.0 * h)).collect();
-    let err = hv.iter().zip(&fd).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
-    let norm = fd.iter().map(|a| a * a).sum::<f64>().sqrt();
+    gp.iter().zip(&gm).map(|(p, m)| (p - m) / (2.0 * h)).collect()
+}
+
+fn relative_error(a: &[f64], reference: &[f64]) -> f64 {
+    let err = a.iter().zip(reference).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+    let norm = reference.iter().map(|a| a * a).sum::<f64>().sqrt();
     assert!(norm > 0.0);
-    assert!(err / norm < 1e-6, "{name}: relative HVP error {}", err / norm);
+    err / norm
+}
+
+/// Exact HVPs through the model: f64 ndarray against central differences (≤ 1e-6 relative),
+/// and the f32 flex backend against the f64 result (≤ 1e-4 relative, f32 rounding).
+fn twice_differentiable(name: &str) {
+    let spec: ModelSpec = name.parse().unwrap();
+    let exact64 = exact_hvp::<F>(spec);
+    let fd = finite_difference_hvp(spec, 1e-5);
+    let e = relative_error(&exact64, &fd);
+    assert!(e < 1e-6, "{name}: ndarray f64 exact vs finite differences: {e}");
+    let exact_flex = exact_hvp::<Flex32>(spec);
+    let e = relative_error(&exact_flex, &exact64);
+    assert!(e < 1e-4, "{name}: flex f32 exact vs ndarray f64 exact: {e}");
 }
 
 #[test]
 fn mlp_is_twice_differentiable() {
-    hvp_matches_finite_differences("mlp-2x8");
+    twice_differentiable("mlp-2x8");
 }
 
 #[test]
 fn lenet_is_twice_differentiable() {
-    hvp_matches_finite_differences("lenet5-e1");
+    twice_differentiable("lenet5-e1");
 }

@@ -1,0 +1,98 @@
+//! The command line on bad input: a non-zero exit, a message naming the file or flag, and no
+//! panic backtrace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLT_DATA_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared = repo.join("../shared/datasets");
+    if shared.join("mnist").exists() {
+        return shared;
+    }
+    repo.join("datasets")
+}
+
+fn xtask(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("panicked"), "panic: {text}");
+    assert!(!text.contains("RUST_BACKTRACE"), "backtrace hint: {text}");
+    (out.status.success(), text)
+}
+
+/// A copy of the real MNIST files with `file` replaced by `bytes` (or removed).
+fn corrupted(file: &str, bytes: Option<Vec<u8>>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("mnist");
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(data_dir().join("mnist")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    match bytes {
+        Some(b) => std::fs::write(dst.join(file), b).unwrap(),
+        None => std::fs::remove_file(dst.join(file)).unwrap(),
+    }
+    dir
+}
+
+fn train_on(dir: &Path, out: &Path) -> (bool, String) {
+    xtask(&[
+        "train", "--dataset", "mnist", "--model", "mlp-1x8", "--epochs", "1", "--train-subset", "256",
+        "--data-dir", dir.to_str().unwrap(), "--out", out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn every_corrupt_input_fails_naming_the_file() {
+    let good = std::fs::read(data_dir().join("mnist/train-labels-idx1-ubyte.gz")).unwrap();
+    let truncated = good[..good.len() / 2].to_vec();
+    let mut flipped = good.clone();
+    flipped[20] ^= 0xff;
+    let out = tempfile::tempdir().unwrap();
+    for (what, bytes) in [
+        ("truncated", Some(truncated)),
+        ("corrupted byte", Some(flipped)),
+        ("not gzip", Some(b"hello".to_vec())),
+        ("missing", None),
+    ] {
+        let dir = corrupted("train-labels-idx1-ubyte.gz", bytes);
+        let (ok, text) = train_on(dir.path(), out.path());
+        assert!(!ok, "{what}: must fail");
+        assert!(text.contains("train-labels-idx1-ubyte.gz"), "{what}: {text}");
+    }
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let d = data_dir();
+    let d = d.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["train", "--model", "mlp-x", "--out", o, "--data-dir", d], "--model"),
+        (vec!["train", "--dataset", "cifar", "--out", o, "--data-dir", d], "--dataset"),
+        (vec!["train", "--lr=-1", "--out", o, "--data-dir", d], "lr"),
+        (vec!["train", "--backend", "cuda", "--out", o, "--data-dir", d], "--backend"),
+        (vec!["train", "--optimizer", "adam", "--out", o, "--data-dir", d], "--optimizer"),
+        (vec!["reproduce-all", "--profile", "nope"], "profile 'nope'"),
+    ] {
+        let (ok, text) = xtask(&args);
+        assert!(!ok, "{args:?} must fail");
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
+}
+
+#[test]
+fn malformed_profile_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("broken.json");
+    std::fs::write(&p, "{\"name\": \"x\", \"sgd_baselines\": {\"datasets\": [\"mnist\"]").unwrap();
+    let (ok, text) = xtask(&["reproduce-all", "--profile", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(text.contains("broken.json"), "{text}");
+}

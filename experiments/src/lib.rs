@@ -22,6 +22,7 @@
 //! ```
 
 pub mod backend;
+pub mod checkpoint;
 pub mod config;
 pub mod reproduce;
 pub mod store;

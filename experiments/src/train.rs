@@ -97,9 +97,10 @@ fn progress_bar(steps: u64, prefix: String, show: bool) -> ProgressBar {
     bar
 }
 
-/// Trains `config` on `splits` from a fresh initialisation. With `out`, writes
-/// `config.json` first, a `metrics.jsonl` row after every epoch, then `weights.safetensors`
-/// and `summary.json` (all atomically).
+/// Trains `config` on `splits`. With `out`, writes `config.json` first, after every epoch a
+/// `metrics.jsonl` row and a checkpoint, then `weights.safetensors` and `summary.json` (all
+/// atomically). If `out` holds a checkpoint of the same configuration, training resumes after
+/// its last finished epoch and ends exactly as an uninterrupted run would.
 pub fn train<B: AutodiffBackend>(
     config: &TrainConfig,
     splits: &Splits,
@@ -118,11 +119,25 @@ pub fn train<B: AutodiffBackend>(
     let mut optimizer = match &config.optimizer {
         OptimizerConfig::Sgd(c) => Sgd::<B>::new(*c)?,
     };
+    let mut metrics: Vec<EpochMetrics> = Vec::with_capacity(config.epochs);
+    if let Some(dir) = out {
+        if let Some(resumed) = crate::checkpoint::load(dir, config, model.clone(), optimizer)? {
+            if show_progress {
+                eprintln!("{}: resuming after epoch {}", dir.display(), resumed.metrics.len());
+            }
+            model = resumed.model;
+            metrics = resumed.metrics;
+            optimizer = resumed.optimizer;
+        } else {
+            optimizer = match &config.optimizer {
+                OptimizerConfig::Sgd(c) => Sgd::<B>::new(*c)?,
+            };
+        }
+    }
     let train = &splits.train;
     let eval_batch = 1000;
-    let mut metrics: Vec<EpochMetrics> = Vec::with_capacity(config.epochs);
-    let mut train_seconds = 0.0;
-    for epoch in 1..=config.epochs {
+    let mut train_seconds: f64 = metrics.iter().map(|m| m.seconds).sum();
+    for epoch in metrics.len() + 1..=config.epochs {
         let batches = train.epoch_batches(config.batch_size, config.seed, epoch as u64 - 1, false);
         let bar = progress_bar(
             batches.len() as u64,
@@ -195,6 +210,7 @@ pub fn train<B: AutodiffBackend>(
         }
         metrics.push(row);
         if let Some(dir) = out {
+            crate::checkpoint::save(dir, config, &model, &optimizer, &metrics)?;
             crate::store::write_jsonl(&dir.join("metrics.jsonl"), &metrics)?;
         }
     }
@@ -208,6 +224,8 @@ pub fn train<B: AutodiffBackend>(
     if let Some(dir) = out {
         crate::weights::save(&model, &dir.join("weights.safetensors"))?;
         crate::store::write_json(&dir.join("summary.json"), &summary)?;
+        // The run is complete: the checkpoint duplicates the weights.
+        let _ = std::fs::remove_file(crate::checkpoint::path(dir));
     }
     Ok(TrainOutcome {
         model,

@@ -2,6 +2,7 @@
 //! one f32 tensor per parameter, named by its module path (`hidden.0.weight`). Dense weights are
 //! stored `[in, out]`, the transpose of `torch.nn.Linear.weight`.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -10,56 +11,92 @@ use burn::tensor::backend::Backend;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use slt_core::params::{flatten_to_vec, write_back_vec, ParamLayout};
 
-/// Saves every float parameter of `model` to `path` (atomically).
-pub fn save<B: Backend, M: Module<B>>(model: &M, path: &Path) -> anyhow::Result<()> {
+/// A named f32 tensor ready to serialise.
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+impl NamedTensor {
+    /// A tensor from f64 values stored as f32 (exact for values that came from f32 tensors).
+    pub fn from_f64(name: &str, shape: Vec<usize>, values: &[f64]) -> Self {
+        Self {
+            name: name.to_string(),
+            shape,
+            bytes: values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Every float parameter of `model` as named tensors.
+pub fn named_tensors<B: Backend, M: Module<B>>(model: &M) -> Vec<NamedTensor> {
     let layout = ParamLayout::of(model);
     let flat = flatten_to_vec(model);
-    let bytes: Vec<Vec<u8>> = layout
+    layout
         .entries
         .iter()
-        .map(|e| {
-            flat[e.offset..e.offset + e.len]
-                .iter()
-                .flat_map(|v| (*v as f32).to_le_bytes())
-                .collect()
-        })
-        .collect();
-    let views = layout
-        .entries
+        .map(|e| NamedTensor::from_f64(&e.name, e.shape.clone(), &flat[e.offset..e.offset + e.len]))
+        .collect()
+}
+
+/// Serialises `tensors` with `metadata` to `path`, atomically.
+pub fn write_file(path: &Path, tensors: &[NamedTensor], metadata: Option<HashMap<String, String>>) -> anyhow::Result<()> {
+    let views = tensors
         .iter()
-        .zip(&bytes)
-        .map(|(e, b)| Ok((e.name.clone(), TensorView::new(Dtype::F32, e.shape.clone(), b)?)))
+        .map(|t| Ok((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), &t.bytes)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let buffer = safetensors::serialize(views, &None)?;
+    let buffer = safetensors::serialize(views, &metadata)?;
     crate::store::write_atomic(path, &buffer)
+}
+
+/// Reads the f32 tensor `name` of `tensors` (from file `path`) as f64 values, checking its shape.
+pub fn read_tensor(tensors: &SafeTensors, path: &Path, name: &str, shape: &[usize]) -> anyhow::Result<Vec<f64>> {
+    let view = tensors
+        .tensor(name)
+        .with_context(|| format!("{}: no tensor '{name}' (is this the right --model?)", path.display()))?;
+    if view.shape() != shape {
+        bail!(
+            "{}: tensor '{name}' has shape {:?}, the model expects {shape:?} (is this the right --model?)",
+            path.display(),
+            view.shape()
+        );
+    }
+    if view.dtype() != Dtype::F32 {
+        bail!("{}: tensor '{name}' is {:?}, expected F32", path.display(), view.dtype());
+    }
+    Ok(view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+        .collect())
+}
+
+/// Writes the parameters stored in `tensors` (from file `path`) into `model`.
+pub fn fill_model<B: Backend, M: Module<B>>(model: M, tensors: &SafeTensors, path: &Path) -> anyhow::Result<M> {
+    let layout = ParamLayout::of(&model);
+    let mut flat = Vec::with_capacity(layout.len);
+    for e in &layout.entries {
+        flat.extend(read_tensor(tensors, path, &e.name, &e.shape)?);
+    }
+    Ok(write_back_vec(model, &flat)?)
+}
+
+/// Reads and parses a safetensors file.
+pub fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let buffer = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
+    SafeTensors::deserialize(&buffer).with_context(|| format!("{}: not a valid safetensors file", path.display()))?;
+    Ok(buffer)
+}
+
+/// Saves every float parameter of `model` to `path` (atomically).
+pub fn save<B: Backend, M: Module<B>>(model: &M, path: &Path) -> anyhow::Result<()> {
+    write_file(path, &named_tensors(model), None)
 }
 
 /// Loads parameters saved by [`save`] into `model` (which fixes names and shapes).
 pub fn load<B: Backend, M: Module<B>>(model: M, path: &Path) -> anyhow::Result<M> {
-    let buffer = std::fs::read(path).with_context(|| format!("reading weights {}", path.display()))?;
-    let tensors = SafeTensors::deserialize(&buffer)
-        .with_context(|| format!("{}: not a valid safetensors file", path.display()))?;
-    let layout = ParamLayout::of(&model);
-    let mut flat = vec![0f64; layout.len];
-    for e in &layout.entries {
-        let view = tensors.tensor(&e.name).with_context(|| {
-            format!("{}: no tensor '{}' (is this the right --model?)", path.display(), e.name)
-        })?;
-        if view.shape() != e.shape.as_slice() {
-            bail!(
-                "{}: tensor '{}' has shape {:?}, the model expects {:?} (is this the right --model?)",
-                path.display(),
-                e.name,
-                view.shape(),
-                e.shape
-            );
-        }
-        if view.dtype() != Dtype::F32 {
-            bail!("{}: tensor '{}' is {:?}, expected F32", path.display(), e.name, view.dtype());
-        }
-        for (dst, chunk) in flat[e.offset..e.offset + e.len].iter_mut().zip(view.data().chunks_exact(4)) {
-            *dst = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as f64;
-        }
-    }
-    Ok(write_back_vec(model, &flat)?)
+    let buffer = read_file(path)?;
+    let tensors = SafeTensors::deserialize(&buffer)?;
+    fill_model(model, &tensors, path)
 }

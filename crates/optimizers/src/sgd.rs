@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use slt_core::params::ParamLayout;
 
 use crate::{OptimError, StepStats};
 
@@ -87,6 +88,44 @@ impl<B: AutodiffBackend> Sgd<B> {
         let config = SgdConfig { lr, ..self.config };
         config.validate()?;
         self.config = config;
+        Ok(())
+    }
+
+    /// The velocities v, flattened in the layout of [`ParamLayout::of`]`(model)` (zeros where a
+    /// parameter has none yet: the next step then starts from v = g, as a fresh optimiser).
+    /// With the model's weights, this is everything needed to resume training exactly.
+    pub fn velocity_to_vec<M: AutodiffModule<B>>(&self, model: &M) -> Vec<f64> {
+        let layout = ParamLayout::of(model);
+        let mut flat = vec![0.0; layout.len];
+        for e in &layout.entries {
+            if let Some(v) = self.velocity.get(&e.id) {
+                for (dst, x) in flat[e.offset..e.offset + e.len].iter_mut().zip(v.to_data().iter::<f64>()) {
+                    *dst = x;
+                }
+            }
+        }
+        flat
+    }
+
+    /// Restores velocities saved by [`Sgd::velocity_to_vec`] for the same model layout.
+    pub fn load_velocity<M: AutodiffModule<B>>(&mut self, model: &M, flat: &[f64]) -> Result<(), OptimError> {
+        let layout = ParamLayout::of(model);
+        if flat.len() != layout.len {
+            return Err(OptimError::InvalidConfig(format!(
+                "velocity has {} entries, the model has {} parameters",
+                flat.len(),
+                layout.len
+            )));
+        }
+        let device = model.devices().into_iter().next().unwrap_or_default();
+        self.velocity.clear();
+        if self.config.momentum > 0.0 && flat.iter().any(|&x| x != 0.0) {
+            for e in &layout.entries {
+                let values = flat[e.offset..e.offset + e.len].to_vec();
+                let v = Tensor::from_data(TensorData::new(values, [e.len]), &device);
+                self.velocity.insert(e.id, v);
+            }
+        }
         Ok(())
     }
 

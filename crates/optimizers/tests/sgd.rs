@@ -112,3 +112,38 @@ fn non_finite_gradient_leaves_the_model_unchanged() {
     assert!(matches!(err, OptimError::NonFiniteGradient { .. }), "{err}");
     assert_eq!(flatten_to_vec(&model), before);
 }
+
+#[test]
+fn saved_velocity_resumes_exactly() {
+    let device = Default::default();
+    let t = Tensor::<B, 1>::from_floats(T, &device);
+    let config = SgdConfig { lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.01 };
+    let step = |model: Point<B>, sgd: &mut Sgd<B>| {
+        let loss = (model.w.val() - t.clone()).square().sum() * 0.5;
+        sgd.step(model, &loss.backward()).unwrap().0
+    };
+    let fresh = || Point::<B> { w: Param::from_tensor(Tensor::from_floats(W0, &device).require_grad()) };
+    // Uninterrupted: 4 steps.
+    let mut sgd = Sgd::new(config).unwrap();
+    let mut a = fresh();
+    for _ in 0..4 {
+        a = step(a, &mut sgd);
+    }
+    // Interrupted after 2 steps: weights and velocity saved, restored into a new optimiser.
+    let mut sgd = Sgd::new(config).unwrap();
+    let mut b = fresh();
+    for _ in 0..2 {
+        b = step(b, &mut sgd);
+    }
+    let saved_w = flatten_to_vec(&b);
+    let saved_v = sgd.velocity_to_vec(&b);
+    assert!(saved_v.iter().any(|&v| v != 0.0));
+    let mut b = slt_core::params::write_back_vec(fresh(), &saved_w).unwrap();
+    let mut sgd = Sgd::new(config).unwrap();
+    sgd.load_velocity(&b, &saved_v).unwrap();
+    for _ in 0..2 {
+        b = step(b, &mut sgd);
+    }
+    assert_eq!(flatten_to_vec(&a), flatten_to_vec(&b));
+    assert!(sgd.load_velocity(&b, &[0.0; 2]).is_err());
+}

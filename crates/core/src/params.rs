@@ -205,3 +205,16 @@ fn concat_or_empty<B: Backend>(parts: Vec<Tensor<B, 1>>) -> Tensor<B, 1> {
         Tensor::cat(parts, 0)
     }
 }
+
+/// `module` with every float parameter a fresh leaf that requires gradients (undoes
+/// `Module::no_grad`; samplers and Hessian tools call it so that any user model works).
+pub fn require_grad<B: AutodiffBackend, M: AutodiffModule<B>>(module: M) -> M {
+    struct Leaf;
+    impl<B: AutodiffBackend> ModuleMapper<B> for Leaf {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, tensor, mapper) = param.consume();
+            Param::from_mapped_value(id, tensor.detach().require_grad(), mapper)
+        }
+    }
+    module.map(&mut Leaf)
+}

@@ -22,6 +22,7 @@ pub mod lenet;
 pub mod loss;
 pub mod mlp;
 pub mod spec;
+pub mod toy;
 
 pub use lenet::LeNet5;
 pub use mlp::Mlp;

@@ -1,0 +1,147 @@
+//! Hyperparameters of the SGLD sampler and the LLC estimator (devinterp semantics).
+
+use serde::{Deserialize, Serialize};
+
+use crate::EstimatorError;
+
+/// The inverse temperature, given as nβ (the factor multiplying the mean minibatch loss).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
+pub enum Temperature {
+    /// nβ = m / ln m with m the minibatch size (devinterp ≥ 1.x default).
+    BatchDefault,
+    /// nβ = n / ln n with n the number of training examples: Watanabe's WBIC temperature.
+    Watanabe,
+    /// A given nβ.
+    Fixed(f64),
+}
+
+/// How `init_loss` = L(w*) is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "batches", rename_all = "kebab-case")]
+pub enum InitLoss {
+    /// L_n(w*) on the whole training set (default).
+    FullDataset,
+    /// Mean of L_B(w*) over the first k minibatches of chain 0 (devinterp's way).
+    FirstBatches(usize),
+}
+
+/// SGLD / LLC settings. Defaults follow devinterp 2.x where it has one: 4 chains × 200 draws,
+/// no burn-in, every step a draw, nβ = m/ln m, γ = 100, ε = 1e-4 (the paper's ε and γ).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SgldConfig {
+    /// SGLD step size ε (`sgld_step`; the paper's ε, not the NGD floor).
+    pub step_size: f64,
+    /// Inverse temperature nβ.
+    pub temperature: Temperature,
+    /// Localisation strength γ of (γ/2)‖w − w*‖².
+    pub localization: f64,
+    /// Weight decay λ_wd of (λ_wd/2)‖w‖² (0 = none).
+    pub weight_decay: f64,
+    /// Optional half-width of a per-element box around w* that the chain is clamped to.
+    pub bounding_box: Option<f64>,
+    /// Number of chains.
+    pub num_chains: usize,
+    /// Draws recorded per chain.
+    pub num_draws: usize,
+    /// Steps discarded before the first draw.
+    pub num_burnin: usize,
+    /// A draw every `thin` steps after burn-in.
+    pub thin: usize,
+    /// Minibatch size m.
+    pub batch_size: usize,
+    /// Master seed; chain c uses the child seed (seed, SGLD, c).
+    pub seed: u64,
+    /// How L(w*) is computed.
+    pub init_loss: InitLoss,
+    /// Compute the MALA acceptance probability of every step (a diagnostic; costs two extra
+    /// passes over the parameters per step).
+    pub mala: bool,
+}
+
+impl Default for SgldConfig {
+    fn default() -> Self {
+        Self {
+            step_size: 1e-4,
+            temperature: Temperature::BatchDefault,
+            localization: 100.0,
+            weight_decay: 0.0,
+            bounding_box: None,
+            num_chains: 4,
+            num_draws: 200,
+            num_burnin: 0,
+            thin: 1,
+            batch_size: 128,
+            seed: 0,
+            init_loss: InitLoss::FullDataset,
+            mala: true,
+        }
+    }
+}
+
+impl SgldConfig {
+    /// The paper's LLC settings: 2 chains × 1000 draws, γ = 100, ε = 1e-4, nβ = 128/ln 128,
+    /// batch 128.
+    pub fn paper() -> Self {
+        Self {
+            num_chains: 2,
+            num_draws: 1000,
+            ..Self::default()
+        }
+    }
+
+    /// nβ for `n` training examples.
+    pub fn n_beta(&self, n: usize) -> f64 {
+        match self.temperature {
+            Temperature::BatchDefault => {
+                let m = self.batch_size.min(n) as f64;
+                m / m.ln()
+            }
+            Temperature::Watanabe => n as f64 / (n as f64).ln(),
+            Temperature::Fixed(v) => v,
+        }
+    }
+
+    /// Whether nβ is Watanabe's n/ln n, so that n·E_β[L] is the WBIC.
+    pub fn is_wbic_temperature(&self) -> bool {
+        matches!(self.temperature, Temperature::Watanabe)
+    }
+
+    /// Total SGLD steps per chain.
+    pub fn steps_per_chain(&self) -> usize {
+        self.num_burnin + self.num_draws * self.thin
+    }
+
+    /// Checks every range, naming the field.
+    pub fn validate(&self, n: usize) -> Result<(), EstimatorError> {
+        let bad = |field: &str, why: String| Err(EstimatorError::InvalidConfig(format!("{field}: {why}")));
+        if !(self.step_size > 0.0 && self.step_size.is_finite()) {
+            return bad("step_size", format!("{} must be positive and finite", self.step_size));
+        }
+        if !(self.localization >= 0.0 && self.localization.is_finite()) {
+            return bad("localization", format!("{} must be non-negative and finite", self.localization));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay", format!("{} must be non-negative and finite", self.weight_decay));
+        }
+        if let Some(b) = self.bounding_box {
+            if !(b > 0.0) {
+                return bad("bounding_box", format!("{b} must be positive"));
+            }
+        }
+        if self.num_chains == 0 || self.num_draws == 0 || self.thin == 0 {
+            return bad("num_chains/num_draws/thin", "must be at least 1".into());
+        }
+        if self.batch_size == 0 || n == 0 {
+            return bad("batch_size", "batch size and dataset size must be at least 1".into());
+        }
+        if let InitLoss::FirstBatches(0) = self.init_loss {
+            return bad("init_loss", "needs at least one batch".into());
+        }
+        let nb = self.n_beta(n);
+        if !(nb > 0.0 && nb.is_finite()) {
+            return bad("temperature", format!("nβ = {nb} must be positive and finite (batch size 1 gives m/ln m = ∞)"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! One SGLD chain on the localised tempered posterior (Welling & Teh 2011; Lau et al. 2023):
+//!
+//! p(w) ∝ exp(−nβ·Lₙ(w) − (γ/2)‖w − w*‖² − (λ/2)‖w‖²),
+//! w ← w − (ε/2)·(nβ·∇L_B(w) + γ(w − w*) + λw) + √ε·ξ,  ξ ~ N(0, I),
+//!
+//! optionally clamped to a per-element box around w*. A draw records L_B(w_t) *before* the
+//! update, every `thin`-th step after burn-in (devinterp semantics).
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use slt_core::params::{flatten_grads, write_back};
+use slt_core::seed::{rng_for, stream};
+use slt_core::Loss;
+
+use crate::config::SgldConfig;
+use crate::source::BatchSource;
+
+/// What one chain recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainTrace {
+    /// Chain index.
+    pub chain: usize,
+    /// The chain's seed (derived from the master seed).
+    pub seed: u64,
+    /// L_B(w_t) at every step taken (before the step's update).
+    pub step_losses: Vec<f64>,
+    /// L_B(w_t) at the draws.
+    pub draws: Vec<f64>,
+    /// ‖w_t − w*‖ at the draws.
+    pub distances: Vec<f64>,
+    /// MALA acceptance probability of every transition t−1 → t (empty if disabled).
+    pub mala_acceptance: Vec<f64>,
+    /// The step at which the loss became non-finite, if it did: the chain is excluded.
+    pub diverged_at: Option<usize>,
+}
+
+/// Cyclic seeded minibatches: a fresh permutation of 0..n every pass.
+pub(crate) struct BatchCycle {
+    order: Vec<usize>,
+    pos: usize,
+    m: usize,
+}
+
+impl BatchCycle {
+    pub(crate) fn new(n: usize, m: usize) -> Self {
+        Self { order: (0..n).collect(), pos: n, m: m.min(n) }
+    }
+
+    pub(crate) fn next(&mut self, rng: &mut ChaCha8Rng) -> &[usize] {
+        if self.pos + self.m > self.order.len() {
+            self.order.shuffle(rng);
+            self.pos = 0;
+        }
+        let batch = &self.order[self.pos..self.pos + self.m];
+        self.pos += self.m;
+        batch
+    }
+}
+
+type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+
+fn sq_norm<B: burn::tensor::backend::Backend>(t: Tensor<B, 1>) -> f64 {
+    t.square().sum().into_scalar().elem::<f64>()
+}
+
+/// Runs chain `chain` from w* (`w_star`, the flat parameters of `model`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_chain<B, M, D, S, L>(
+    model: M,
+    w_star: Tensor<Inner<B>, 1>,
+    source: &S,
+    loss_fn: &L,
+    config: &SgldConfig,
+    n_beta: f64,
+    chain: usize,
+    on_step: &(dyn Fn() + Sync),
+) -> ChainTrace
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    S: BatchSource<D>,
+    L: Loss<B, M, D>,
+{
+    let seed = slt_core::seed::derive_seed(config.seed, &[stream::SGLD, chain as u64]);
+    let mut rng = rng_for(config.seed, &[stream::SGLD, chain as u64]);
+    let n = source.num_examples();
+    let mut batches = BatchCycle::new(n, config.batch_size);
+    let d = w_star.dims()[0];
+    let device = w_star.device();
+    let eps = config.step_size;
+    let (gamma, wd) = (config.localization, config.weight_decay);
+    // w' = c_w·w + c_star·w* − c_g·g + √ε·ξ
+    let c_w = 1.0 - 0.5 * eps * (gamma + wd);
+    let star_term = w_star.clone() * (0.5 * eps * gamma);
+    let c_g = 0.5 * eps * n_beta;
+    let c_xi = eps.sqrt();
+    let bounds = config
+        .bounding_box
+        .map(|b| (w_star.clone() - b, w_star.clone() + b));
+
+    let mut w = w_star.clone();
+    let mut model = write_back(model, Tensor::from_inner(w.clone())).expect("layout of the same model");
+    let steps = config.steps_per_chain();
+    let mut trace = ChainTrace {
+        chain,
+        seed,
+        step_losses: Vec::with_capacity(steps),
+        draws: Vec::with_capacity(config.num_draws),
+        distances: Vec::with_capacity(config.num_draws),
+        mala_acceptance: Vec::new(),
+        diverged_at: None,
+    };
+    // MALA state of the previous step: (w, U, ∇U).
+    let mut previous: Option<(Tensor<Inner<B>, 1>, f64, Tensor<Inner<B>, 1>)> = None;
+    let lr = 0.5 * eps;
+    for t in 0..steps {
+        let indices = batches.next(&mut rng).to_vec();
+        let batch = source.batch(&indices);
+        let loss = loss_fn.loss(&model, &batch);
+        let value = loss.clone().into_scalar().elem::<f64>();
+        if !value.is_finite() {
+            trace.diverged_at = Some(t);
+            on_step();
+            break;
+        }
+        trace.step_losses.push(value);
+        let is_draw = t >= config.num_burnin && (t - config.num_burnin) % config.thin == 0;
+        if is_draw {
+            trace.draws.push(value);
+            trace.distances.push(sq_norm(w.clone() - w_star.clone()).sqrt());
+        }
+        let grads = loss.backward();
+        let g = flatten_grads(&model, &grads);
+        if config.mala {
+            // U = nβ·L_B + (γ/2)‖w − w*‖² + (λ/2)‖w‖², ∇U = nβ·g + γ(w − w*) + λw.
+            let diff = w.clone() - w_star.clone();
+            let u = n_beta * value + 0.5 * gamma * sq_norm(diff.clone()) + 0.5 * wd * sq_norm(w.clone());
+            let grad_u = g.clone() * n_beta + diff * gamma + w.clone() * wd;
+            if let Some((w_prev, u_prev, grad_prev)) = previous.take() {
+                // log q(a | b) = −‖a − b + lr·∇U(b)‖² / (4 lr), lr = ε/2.
+                let forward = sq_norm(w.clone() - w_prev.clone() + grad_prev * lr);
+                let backward = sq_norm(w_prev - w.clone() + grad_u.clone() * lr);
+                let log_ratio = u_prev - u + (forward - backward) / (4.0 * lr);
+                trace.mala_acceptance.push(log_ratio.min(0.0).exp());
+            }
+            previous = Some((w.clone(), u, grad_u));
+        }
+        let noise: Vec<f32> = (0..d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let xi = Tensor::<Inner<B>, 1>::from_data(TensorData::new(noise, [d]), &device);
+        let mut next = w.clone() * c_w + star_term.clone() - g * c_g + xi * c_xi;
+        if let Some((lo, hi)) = &bounds {
+            next = next.max_pair(lo.clone()).min_pair(hi.clone());
+        }
+        w = next;
+        model = write_back(model, Tensor::from_inner(w.clone())).expect("layout of the same model");
+        on_step();
+    }
+    trace
+}

@@ -1,0 +1,178 @@
+//! λ̂ against models whose learning coefficient is known (DESIGN.md §5). Every test states its
+//! hyperparameters, seed and tolerance; the data are noiseless, so w* is an exact minimum of Lₙ
+//! with Lₙ(w*) = 0 and Lₙ = Kₙ (the empirical KL divergence up to the noise constant).
+
+use burn::module::AutodiffModule;
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use slt_estimators::{estimate_llc, FnSource, LlcEstimate, SgldConfig, Temperature};
+use slt_models::toy::{half_squared_error, reduced_rank_learning_coefficient, LinearRegression, MinimallySingular, ReducedRank};
+
+type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>;
+
+fn normal_matrix(rows: usize, cols: usize, seed: u64) -> Vec<f64> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..rows * cols).map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal)).collect()
+}
+
+fn to_tensor(values: Vec<f64>, rows: usize, cols: usize) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(values, [rows, cols]), &Default::default())
+}
+
+/// Runs the estimator for `model` on inputs `x` [n, in] with targets `y` = f(x, w*).
+fn estimate<M: AutodiffModule<B>>(
+    model: &M,
+    forward: impl Fn(&M, Tensor<B, 2>) -> Tensor<B, 2> + Sync,
+    x: Tensor<B, 2>,
+    config: &SgldConfig,
+) -> LlcEstimate {
+    let n = x.dims()[0];
+    let y = forward(model, x.clone()).detach();
+    let source = FnSource::new(n, |idx: &[usize]| {
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), &Default::default());
+        (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
+    });
+    let loss = |m: &M, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| half_squared_error(forward(m, x.clone()), y.clone());
+    let e = estimate_llc(model, &source, &loss, config, None).unwrap();
+    eprintln!(
+        "llc {:?} ± {:?} (chains {:?}), r_hat {:?}, ess {:.0}, mala {:?}, warnings: {:?}",
+        e.llc_mean,
+        e.llc_std,
+        e.chains.iter().map(|c| c.llc).collect::<Vec<_>>(),
+        e.r_hat,
+        e.ess,
+        e.mala_acceptance_mean,
+        e.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>()
+    );
+    e
+}
+
+fn config(step_size: f64, n_beta: f64, gamma: f64, draws: usize) -> SgldConfig {
+    SgldConfig {
+        step_size,
+        temperature: Temperature::Fixed(n_beta),
+        localization: gamma,
+        num_chains: 4,
+        num_draws: draws,
+        num_burnin: draws / 4,
+        batch_size: 256,
+        seed: 0,
+        ..Default::default()
+    }
+}
+
+fn assert_within(e: &LlcEstimate, truth: f64, tolerance: f64) {
+    let llc = e.llc_mean.expect("finite chains");
+    assert!(
+        ((llc - truth) / truth).abs() <= tolerance,
+        "λ̂ = {llc:.4}, true λ = {truth}, relative error {:.3} > {tolerance}",
+        (llc - truth) / truth
+    );
+}
+
+// Hyperparameters: nβ = 1e4 (fixed), γ = 10, batch 256, 4 chains, burn-in = draws/4, seed 0.
+// The step size is per model: the regular model and the rank-1 point have curvature
+// nβ·h ≈ 1e4–1e5 at w*, so ε must be small (ε·nβ·h/4 is the relative inflation of the sampled
+// variance by the Euler discretisation); the singular points are flat at w* and need a larger
+// ε to mix. `calibration_finds_a_working_step` shows the calibration routine choosing ε.
+
+#[test]
+fn regular_linear_regression_d10() {
+    let (n, d) = (4096, 10);
+    let x = to_tensor(normal_matrix(n, d, 1), n, d);
+    let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
+    let e = estimate(&model, |m, x| m.forward(x), x, &config(5e-6, 1e4, 10.0, 4000));
+    assert_within(&e, LinearRegression::<B>::learning_coefficient(d), 0.10);
+}
+
+#[test]
+fn minimally_singular_d6_r3() {
+    let n = 4096;
+    let x = to_tensor(normal_matrix(n, 1, 3), n, 1);
+    let model = MinimallySingular::<B>::new(vec![0.0; 6], 3, &Default::default());
+    let e = estimate(&model, |m, x| m.forward(x), x, &config(1e-4, 1e4, 10.0, 4000));
+    assert_within(&e, MinimallySingular::<B>::learning_coefficient(3), 0.15);
+}
+
+fn reduced_rank(m: usize, h: usize, n_out: usize, r: usize, seed: u64, step: f64, draws: usize) -> LlcEstimate {
+    let n = 4096;
+    let x = to_tensor(normal_matrix(n, m, seed), n, m);
+    // w* = a rank-r factorisation: the first r hidden units random, the others zero.
+    let mut a = normal_matrix(m, h, seed + 1);
+    let mut b = normal_matrix(h, n_out, seed + 2);
+    for i in 0..m {
+        for j in r..h {
+            a[i * h + j] = 0.0;
+        }
+    }
+    for i in r..h {
+        for j in 0..n_out {
+            b[i * n_out + j] = 0.0;
+        }
+    }
+    let model = ReducedRank::<B>::new(m, h, n_out, a, b, &Default::default());
+    estimate(&model, |m, x| m.forward(x), x, &config(step, 1e4, 10.0, draws))
+}
+
+#[test]
+fn reduced_rank_5_3_5_rank0() {
+    let e = reduced_rank(5, 3, 5, 0, 10, 1e-4, 4000);
+    assert_within(&e, reduced_rank_learning_coefficient(5, 3, 5, 0), 0.15);
+}
+
+#[test]
+fn reduced_rank_4_3_8_rank0() {
+    let e = reduced_rank(4, 3, 8, 0, 30, 3e-5, 4000);
+    assert_within(&e, reduced_rank_learning_coefficient(4, 3, 8, 0), 0.15);
+}
+
+#[test]
+fn reduced_rank_5_4_5_rank0() {
+    let e = reduced_rank(5, 4, 5, 0, 40, 1e-4, 4000);
+    assert_within(&e, reduced_rank_learning_coefficient(5, 4, 5, 0), 0.15);
+}
+
+#[test]
+fn reduced_rank_4_3_8_rank1() {
+    let e = reduced_rank(4, 3, 8, 1, 20, 5e-6, 6000);
+    assert_within(&e, reduced_rank_learning_coefficient(4, 3, 8, 1), 0.15);
+}
+
+#[test]
+fn diverging_step_size_reports_diverged_chains_not_nan() {
+    let (n, d) = (1024, 10);
+    let x = to_tensor(normal_matrix(n, d, 1), n, d);
+    let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
+    let e = estimate(&model, |m, x| m.forward(x), x, &config(1.0, 1e4, 10.0, 50));
+    assert_eq!(e.llc_mean, None);
+    assert!(e.chains.iter().all(|c| c.llc.is_none() && c.diverged_at.is_some()));
+    assert!(e.warnings.iter().any(|w| w.to_string().contains("4 of 4 chains diverged")), "{:?}", e.warnings);
+    let json = serde_json::to_string(&e.llc_mean).unwrap();
+    assert_eq!(json, "null");
+}
+
+#[test]
+fn calibration_finds_a_working_step() {
+    let (n, d) = (2048, 10);
+    let x = to_tensor(normal_matrix(n, d, 1), n, d);
+    let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
+    let y = model.forward(x.clone()).detach();
+    let source = FnSource::new(n, |idx: &[usize]| {
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), &Default::default());
+        (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
+    });
+    let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| half_squared_error(m.forward(x.clone()), y.clone());
+    let base = SgldConfig { num_chains: 2, ..config(1e-5, 1e4, 10.0, 400) };
+    let cal = slt_estimators::calibrate(&model, &source, &loss, &base, &[1e-5, 1e-4, 1e-3, 1e-2], &[10.0]).unwrap();
+    for row in &cal.rows {
+        eprintln!("ε {:e}: λ̂ {:?}, diverged {}, stable {}, {:?}", row.step_size, row.llc_mean, row.diverged_chains, row.stable, row.warnings);
+    }
+    // ε = 1e-2 makes ε·nβ·h ≫ 2: it must diverge. ε = 1e-4 is stable but biased (ε·nβ·h/4 ≈ 0.25
+    // inflates the variance by a third), so it disagrees with ε = 1e-5 and 1e-5 is recommended.
+    assert!(cal.rows[3].diverged_chains > 0 && !cal.rows[3].stable);
+    assert_eq!(cal.rows[1].consistent_with_smaller_step, Some(false));
+    let (step, _) = cal.recommended.expect("a stable step");
+    assert_eq!(step, 1e-5);
+    let chosen = cal.rows.iter().find(|r| r.step_size == step).unwrap().llc_mean.unwrap();
+    assert!((chosen - 5.0).abs() / 5.0 < 0.1, "{chosen}");
+}

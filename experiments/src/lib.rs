@@ -24,6 +24,7 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
+pub mod measure;
 pub mod reproduce;
 pub mod store;
 pub mod train;

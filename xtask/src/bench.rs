@@ -15,6 +15,9 @@ use slt_optimizers::{Sgd, SgdConfig};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
+    /// What to time: sgd (training epoch), llc (SGLD step and LLC estimate) or all.
+    #[arg(default_value = "all")]
+    what: String,
     /// ndarray (default), flex or wgpu.
     #[arg(long)]
     backend: Option<String>,
@@ -104,6 +107,13 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
         let _ = total.into_scalar().elem::<f64>();
     });
 
+    if args.what == "llc" || args.what == "all" {
+        bench_llc::<B>(device, train, t_step)?;
+    }
+    if args.what == "llc" {
+        return Ok(());
+    }
+
     // Full epochs, data assembly included.
     let mut epoch_times = Vec::new();
     let mut steps = 0;
@@ -132,6 +142,36 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
     println!("  ratio step / matmul floor: {:.2}", t_step / t_gemm);
     println!("  ratio epoch / (steps x step): {:.2}", epoch / (steps as f64 * t_step));
     println!("  reference (DESIGN.md 6, idle machine): PyTorch 0.97 s/epoch (2.06 ms/step); target <= 1.0 s, no worse than 1.3 s");
+    Ok(())
+}
+
+/// SGLD step against a training step (measured above in the same run), and a whole LLC
+/// estimate with devinterp's defaults (4 chains × 200 draws, init loss on the full training set).
+fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Dataset, t_step: f64) -> anyhow::Result<()> {
+    use slt_estimators::{InitLoss, SgldConfig};
+    let model = "mlp-2x256".parse::<slt_models::ModelSpec>()?.init::<B>(0, device);
+    let per_step = |mala: bool, chains: usize| -> anyhow::Result<f64> {
+        let config = SgldConfig { num_chains: chains, num_draws: 100, init_loss: InitLoss::FirstBatches(1), mala, ..Default::default() };
+        let e = slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?;
+        Ok(e.seconds / (100 * chains) as f64)
+    };
+    let _warm = per_step(false, 1)?;
+    let sgld = median((0..3).map(|_| per_step(false, 1)).collect::<anyhow::Result<Vec<_>>>()?);
+    let sgld_mala = median((0..3).map(|_| per_step(true, 1)).collect::<anyhow::Result<Vec<_>>>()?);
+    let config = SgldConfig::default(); // devinterp's defaults: no MALA diagnostic
+    let full = median(
+        (0..3)
+            .map(|_| Ok(slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?.seconds))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
+    println!("SGLD (MLP 784-256-256-10, batch 128, one chain):");
+    println!("  SGLD step {:.3} ms without MALA, {:.3} ms with MALA; training step {:.3} ms", 1e3 * sgld, 1e3 * sgld_mala, 1e3 * t_step);
+    println!("  ratio SGLD step / training step: {:.2} (MALA diagnostic on: {:.2}); target <= 1.5", sgld / t_step, sgld_mala / t_step);
+    println!(
+        "  LLC estimate, 4 chains x 200 draws, no MALA, init loss on all {} training examples: {:.2} s (target <= 3.5 s; devinterp 5.9-7.4 s on an idle machine)",
+        train.len(),
+        full
+    );
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use slt_experiments::reproduce::{default_results_dir, reproduce_all, Profile, Re
 use slt_experiments::BackendKind;
 
 mod bench;
+mod llc;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Reproduce 'NGD converges to less degenerate solutions than SGD' and measure degeneracy with the slt crates")]
@@ -61,7 +62,9 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Time one SGD epoch of MLP 784-256-256-10 (batch 128) on MNIST.
+    /// Estimate the local learning coefficient λ̂ (SGLD), WBIC and diagnostics of saved weights.
+    Llc(llc::LlcArgs),
+    /// Benchmarks on MLP 784-256-256-10, batch 128, MNIST: SGD epoch, SGLD step, LLC estimate.
     Bench(bench::BenchArgs),
 }
 
@@ -218,6 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("report: {}", report.display());
             Ok(())
         }
+        Command::Llc(args) => llc::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

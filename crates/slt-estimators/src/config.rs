@@ -27,7 +27,9 @@ pub enum InitLoss {
 }
 
 /// SGLD / LLC settings. Defaults follow devinterp 2.x where it has one: 4 chains × 200 draws,
-/// no burn-in, every step a draw, nβ = m/ln m, γ = 100, ε = 1e-4 (the paper's ε and γ).
+/// no burn-in, every step a draw, nβ = m/ln m, batch 128, no MALA diagnostic; γ = 100 and
+/// ε = 1e-4 are the paper's (devinterp has no default for them). None of these is right for
+/// every model: run [`crate::calibrate`] and report λ̂ at more than one step size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SgldConfig {
     /// SGLD step size ε (`sgld_step`; the paper's ε, not the NGD floor).
@@ -54,8 +56,9 @@ pub struct SgldConfig {
     pub seed: u64,
     /// How L(w*) is computed.
     pub init_loss: InitLoss,
-    /// Compute the MALA acceptance probability of every step (a diagnostic; costs two extra
-    /// passes over the parameters per step).
+    /// Compute the MALA acceptance probability of every step (a diagnostic, off by default as
+    /// in devinterp where it is an opt-in callback; it costs about a third of an SGLD step on an
+    /// MLP: several extra passes over the parameters).
     pub mala: bool,
 }
 
@@ -74,7 +77,7 @@ impl Default for SgldConfig {
             batch_size: 128,
             seed: 0,
             init_loss: InitLoss::FullDataset,
-            mala: true,
+            mala: false,
         }
     }
 }

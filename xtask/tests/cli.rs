@@ -96,3 +96,27 @@ fn malformed_profile_names_the_file() {
     assert!(!ok);
     assert!(text.contains("broken.json"), "{text}");
 }
+
+#[test]
+fn llc_of_trained_weights_writes_json() {
+    let out = tempfile::tempdir().unwrap();
+    let (ok, text) = train_on(&data_dir(), out.path());
+    assert!(ok, "{text}");
+    let json = out.path().join("llc.json");
+    let (ok, text) = xtask(&[
+        "llc", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-1x8",
+        "--train-subset", "256", "--chains", "2", "--draws", "20", "--batch-size", "64",
+        "--data-dir", data_dir().to_str().unwrap(), "--json", json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("λ̂ = "), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["llc_mean"].as_f64().unwrap().is_finite());
+    assert_eq!(v["chains"].as_array().unwrap().len(), 2);
+    // The wrong model for the weights is a clear error naming the file.
+    let (ok, text) = xtask(&[
+        "llc", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-2x8",
+        "--data-dir", data_dir().to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("weights.safetensors"), "{text}");
+}

@@ -81,8 +81,13 @@ fn regular_linear_regression_d10() {
     let (n, d) = (4096, 10);
     let x = to_tensor(normal_matrix(n, d, 1), n, d);
     let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
-    let e = estimate(&model, |m, x| m.forward(x), x, &config(5e-6, 1e4, 10.0, 4000));
+    let e = estimate(&model, |m, x| m.forward(x), x, &SgldConfig { mala: true, ..config(5e-6, 1e4, 10.0, 4000) });
     assert_within(&e, LinearRegression::<B>::learning_coefficient(d), 0.10);
+    // A well-chosen step: MALA would accept most transitions, chains agree, no warning.
+    let acceptance = e.mala_acceptance_mean.unwrap();
+    assert!(acceptance > 0.7 && acceptance <= 1.0, "{acceptance}");
+    assert!(e.r_hat.unwrap() < 1.05);
+    assert!(e.warnings.is_empty(), "{:?}", e.warnings);
 }
 
 #[test]

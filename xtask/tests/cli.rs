@@ -1,20 +1,10 @@
 //! The command line on bad input: a non-zero exit, a message naming the file or flag, and no
 //! panic backtrace.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SLT_DATA_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shared = repo.join("../shared/datasets");
-    if shared.join("mnist").exists() {
-        return shared;
-    }
-    repo.join("datasets")
-}
+use slt_datasets::testing::real_data_dir as data_dir;
 
 fn xtask(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().unwrap();
@@ -27,16 +17,7 @@ fn xtask(args: &[&str]) -> (bool, String) {
 /// A copy of the real MNIST files with `file` replaced by `bytes` (or removed).
 fn corrupted(file: &str, bytes: Option<Vec<u8>>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let dst = dir.path().join("mnist");
-    std::fs::create_dir_all(&dst).unwrap();
-    for entry in std::fs::read_dir(data_dir().join("mnist")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
-    match bytes {
-        Some(b) => std::fs::write(dst.join(file), b).unwrap(),
-        None => std::fs::remove_file(dst.join(file)).unwrap(),
-    }
+    slt_datasets::testing::copy_with_replacement("mnist", dir.path(), file, bytes.as_deref()).unwrap();
     dir
 }
 

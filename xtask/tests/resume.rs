@@ -1,21 +1,11 @@
 //! Killing a training run and starting it again loses at most the epoch in progress and ends
 //! exactly as an uninterrupted run (metrics and weights bit-identical).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SLT_DATA_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shared = repo.join("../shared/datasets");
-    if shared.join("mnist").exists() {
-        return shared;
-    }
-    repo.join("datasets")
-}
+use slt_datasets::testing::real_data_dir as data_dir;
 
 fn train_command(out: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));

@@ -28,6 +28,7 @@ pub mod download;
 pub mod error;
 pub mod idx;
 pub mod manifest;
+pub mod testing;
 
 pub use batch::{epoch_order, ClassificationBatch};
 pub use dataset::{resolve_data_dir, Dataset, DatasetKind, RawSplits, SplitOptions, Splits, IMAGE_SIDE, NUM_CLASSES};

@@ -100,17 +100,7 @@ fn gzip_and_raw_parse_alike() {
 /// (or removed).
 fn data_dir_with(file: &str, bytes: Option<&[u8]>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let src = common::real_data_dir().join("mnist");
-    let dst = dir.path().join("mnist");
-    std::fs::create_dir_all(&dst).unwrap();
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
-    match bytes {
-        Some(b) => std::fs::write(dst.join(file), b).unwrap(),
-        None => std::fs::remove_file(dst.join(file)).unwrap(),
-    }
+    slt_datasets::testing::copy_with_replacement("mnist", dir.path(), file, bytes).unwrap();
     dir
 }
 

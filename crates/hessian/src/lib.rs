@@ -1,1 +1,63 @@
+//! Curvature of the loss of **any** burn model: Hessian-vector products, trace, extreme
+//! eigenvalues and spectral density (DESIGN.md section 3.5; PyHessian, Yao et al. 2020).
+//!
+//! * [`HessianVectorProduct`]: the operator v ↦ Hv all algorithms use. Implemented by
+//!   [`ExactHvp`] (double backward on `Autodiff<Autodiff<F>>`: exact), by
+//!   [`FiniteDifferenceHvp`] (central differences of gradients on any autodiff backend, for
+//!   models whose ops burn cannot differentiate twice) and by [`SymmetricMatrix`].
+//!   The loss is L(w) = Σ_b ω_b L_b(w) over a fixed [`EvalSet`] of batches (the paper: 10
+//!   batches of 128), with any loss closure `Fn(&model, &batch) -> Tensor<B, 1>`.
+//! * [`trace`]: Hutchinson with Rademacher probes (standard error, relative-tolerance stop) and
+//!   Hutch++.
+//! * [`eigen`]: top-k eigenvalues by power iteration with deflation and by Lanczos with full
+//!   reorthogonalisation.
+//! * [`density`]: spectral density by stochastic Lanczos quadrature with Gaussian broadening.
+//! * [`dense`]: the dense Hessian of a small model (≤ 2000 parameters) and its exact
+//!   spectrum, the oracle of the tests.
+//!
+//! The Hessian of L(w) = ½ Σᵢ aᵢ wᵢ² is diag(a):
+//!
+//! ```
+//! use burn::module::{Module, Param};
+//! use burn::tensor::{backend::Backend, Tensor};
+//! use slt_hessian::{eigen, trace, EvalSet, ExactHvp, HessianVectorProduct};
+//!
+//! #[derive(Module, Debug)]
+//! struct Weights<B: Backend> {
+//!     w: Param<Tensor<B, 1>>,
+//! }
+//!
+//! type F = burn_ndarray::NdArray<f64>;
+//! type Inner = burn_autodiff::Autodiff<F>; // parameters tracked here for the 2nd backward
+//! type Outer = burn_autodiff::Autodiff<Inner>; // the model and the data live here
+//! let device = Default::default();
+//! let model = Weights::<Inner> { w: Param::from_tensor(Tensor::from_floats([1.0, -2.0, 0.5], &device)) };
+//! let a = Tensor::<Outer, 1>::from_floats([3.0, 2.0, 1.0], &device); // one "batch"
+//! let loss = |m: &Weights<Outer>, a: &Tensor<Outer, 1>| (m.w.val().powi_scalar(2) * a.clone()).sum() * 0.5;
+//!
+//! let h = ExactHvp::<Outer, Weights<Outer>, _, _>::new(model, EvalSet::uniform(vec![a]).unwrap(), loss).unwrap();
+//! assert_eq!(h.hvp(&[1.0, 1.0, 1.0]).unwrap(), vec![3.0, 2.0, 1.0]);
+//! assert_eq!(h.gradient().unwrap(), vec![3.0, -4.0, 0.5]);
+//!
+//! let t = trace::hutchinson(&h, &trace::HutchinsonOptions::default()).unwrap();
+//! assert!((t.trace - 6.0).abs() < 1e-9); // zᵀ diag(a) z = Σ aᵢ for every Rademacher z
+//! let top = eigen::lanczos(&h, &eigen::LanczosOptions { k: 2, ..Default::default() }).unwrap();
+//! assert!((top.values[0] - 3.0).abs() < 1e-9 && (top.values[1] - 2.0).abs() < 1e-9);
+//! ```
 
+pub mod autodiff;
+pub mod dense;
+pub mod density;
+pub mod eigen;
+mod error;
+pub mod linalg;
+pub mod operator;
+pub mod trace;
+
+pub use autodiff::{machine_epsilon, ExactHvp, FiniteDifferenceHvp, StepRule};
+pub use dense::{dense_hessian, DenseSpectrum, DENSE_LIMIT};
+pub use density::{slq_density, SlqOptions, SpectralDensity};
+pub use eigen::{lanczos, power_iteration, Eigenpairs, LanczosOptions, PowerOptions, Which};
+pub use error::HessianError;
+pub use operator::{EvalSet, HessianVectorProduct, Observed, SymmetricMatrix};
+pub use trace::{hutch_pp, hutchinson, HutchinsonOptions, TraceEstimate, TraceMethod};

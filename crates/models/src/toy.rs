@@ -6,10 +6,12 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-/// Mean over the batch of ½‖y − ŷ‖² (shape `[1]`).
+/// Mean over the batch of ½‖y − ŷ‖² (shape `[1]`). The factor 1/(2m) multiplies as a tensor
+/// (see `loss::cross_entropy` on scalar precision in f64).
 pub fn half_squared_error<B: Backend>(prediction: Tensor<B, 2>, target: Tensor<B, 2>) -> Tensor<B, 1> {
     let m = prediction.dims()[0] as f64;
-    (prediction - target).square().sum() * (0.5 / m)
+    let scale = Tensor::<B, 1>::from_data(TensorData::new(vec![0.5 / m], [1]), &prediction.device());
+    (prediction - target).square().sum() * scale
 }
 
 fn tensor<B: Backend, const D: usize>(values: Vec<f64>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {

@@ -154,3 +154,40 @@ fn mlp_is_twice_differentiable() {
 fn lenet_is_twice_differentiable() {
     twice_differentiable("lenet5-e1");
 }
+
+/// The loss must be exact in f64 (the Hessian and LLC oracles compare at 1e-10): a scalar
+/// division by the batch size once rounded 1/m to f32 on ndarray.
+#[test]
+fn cross_entropy_is_exact_in_f64() {
+    let device = Default::default();
+    let logits: Vec<f64> = (0..30).map(|i| ((i * 13 % 17) as f64 - 8.0) / 3.0).collect();
+    let labels = [2usize, 7, 4];
+    let mut one_hot = vec![0.0; 30];
+    for (r, &c) in labels.iter().enumerate() {
+        one_hot[r * 10 + c] = 1.0;
+    }
+    let expected: f64 = (0..3)
+        .map(|r| {
+            let row = &logits[r * 10..(r + 1) * 10];
+            let max = row.iter().cloned().fold(f64::MIN, f64::max);
+            let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+            lse - row[labels[r]]
+        })
+        .sum::<f64>()
+        / 3.0;
+    type A = burn_autodiff::Autodiff<F>;
+    let x = Tensor::<A, 2>::from_data(TensorData::new(logits.clone(), [3, 10]), &device).require_grad();
+    let loss = cross_entropy(x.clone(), Tensor::<A, 2>::from_data(TensorData::new(one_hot.clone(), [3, 10]), &device));
+    let got: f64 = loss.clone().into_scalar();
+    assert!((got - expected).abs() < 1e-14, "{got} vs {expected}: {}", got - expected);
+    // ∂L/∂logits = (softmax − one-hot)/m.
+    let grad = x.grad(&loss.backward()).unwrap().into_data().to_vec::<f64>().unwrap();
+    for r in 0..3 {
+        let row = &logits[r * 10..(r + 1) * 10];
+        let z: f64 = row.iter().map(|v| v.exp()).sum();
+        for c in 0..10 {
+            let exact = (row[c].exp() / z - one_hot[r * 10 + c]) / 3.0;
+            assert!((grad[r * 10 + c] - exact).abs() < 1e-15, "gradient {} vs {exact}", grad[r * 10 + c]);
+        }
+    }
+}

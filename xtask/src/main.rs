@@ -12,6 +12,7 @@ use slt_experiments::reproduce::{default_results_dir, reproduce_all, Profile, Re
 use slt_experiments::BackendKind;
 
 mod bench;
+mod hessian;
 mod llc;
 
 #[derive(Parser)]
@@ -62,6 +63,8 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Hessian trace (Hutchinson / Hutch++), top eigenvalues and spectral density of saved weights.
+    Hessian(hessian::HessianArgs),
     /// Estimate the local learning coefficient λ̂ (SGLD), WBIC and diagnostics of saved weights.
     Llc(llc::LlcArgs),
     /// Benchmarks on MLP 784-256-256-10, batch 128, MNIST: SGD epoch, SGLD step, LLC estimate.
@@ -222,6 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Llc(args) => llc::run(args),
+        Command::Hessian(args) => hessian::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -94,6 +94,18 @@ fn llc_of_trained_weights_writes_json() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(v["llc_mean"].as_f64().unwrap().is_finite());
     assert_eq!(v["chains"].as_array().unwrap().len(), 2);
+    // The Hessian of the same weights: trace, top eigenvalues, density.
+    let hjson = out.path().join("hessian.json");
+    let (ok, text) = xtask(&[
+        "hessian", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-1x8",
+        "--batches", "2", "--batch-size", "32", "--probes", "10", "--top-k", "2", "--density",
+        "--data-dir", data_dir().to_str().unwrap(), "--json", hjson.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hjson).unwrap()).unwrap();
+    assert!(h["trace"]["value"].as_f64().unwrap().is_finite());
+    assert_eq!(h["top_eigenvalues"]["lanczos"].as_array().unwrap().len(), 2);
+    assert!(!h["density"]["density"].as_array().unwrap().is_empty());
     // The wrong model for the weights is a clear error naming the file.
     let (ok, text) = xtask(&[
         "llc", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-2x8",

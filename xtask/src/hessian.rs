@@ -1,0 +1,149 @@
+//! `cargo xtask hessian`: Tr(H), top eigenvalues and the spectral density of saved weights, over
+//! a fixed evaluation set of training batches (the paper: 10 batches of 128), exact
+//! Hessian-vector products by double backward.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burn::tensor::backend::Backend;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use slt_datasets::{epoch_order, resolve_data_dir, ClassificationBatch, DatasetKind, RawSplits, SplitOptions};
+use slt_experiments::BackendKind;
+use slt_hessian::{
+    eigen, slq_density, trace, EvalSet, ExactHvp, HessianVectorProduct, LanczosOptions, PowerOptions, SlqOptions,
+};
+use slt_models::{Classifier, ModelSpec};
+
+#[derive(clap::Args)]
+pub struct HessianArgs {
+    /// Weights written by `train` (weights.safetensors).
+    #[arg(long)]
+    weights: PathBuf,
+    /// The model the weights belong to.
+    #[arg(long)]
+    model: String,
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Trace estimator: hutchinson or hutchpp.
+    #[arg(long, default_value = "hutchinson")]
+    trace: String,
+    /// Hessian-vector products for the trace (Hutchinson stops earlier at 1% relative error).
+    #[arg(long, default_value_t = 100)]
+    probes: usize,
+    /// Top eigenvalues to compute (Lanczos, checked against power iteration for the first).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Also estimate the spectral density (stochastic Lanczos quadrature).
+    #[arg(long)]
+    density: bool,
+    /// Evaluation set: this many training batches...
+    #[arg(long, default_value_t = 10)]
+    batches: usize,
+    /// ...of this size, chosen by --seed.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write all results (density grid included) as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long)]
+    backend: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+type Inner<F> = burn_autodiff::Autodiff<F>;
+type Outer<F> = burn_autodiff::Autodiff<Inner<F>>;
+
+fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets::Dataset, device: &F::Device) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.trace == "hutchinson" || args.trace == "hutchpp", "--trace {}: expected hutchinson or hutchpp", args.trace);
+    anyhow::ensure!(args.batches * args.batch_size <= train.len(), "--batches × --batch-size exceeds the {} training examples", train.len());
+    let model: Classifier<Inner<F>> = slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.weights)?;
+    let order = epoch_order(train.len(), args.seed, u64::MAX);
+    let batches: Vec<ClassificationBatch<Outer<F>>> = order
+        .chunks(args.batch_size)
+        .take(args.batches)
+        .map(|idx| train.batch::<Outer<F>>(idx, device))
+        .collect();
+    let eval = EvalSet::uniform(batches)?;
+    let loss = |m: &Classifier<Outer<F>>, b: &ClassificationBatch<Outer<F>>| slt_experiments::measure::classifier_loss(m, b);
+    let hvp = ExactHvp::<Outer<F>, Classifier<Outer<F>>, _, _>::new(model, eval, loss)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{msg} {pos} Hessian-vector products {per_sec:>10}").expect("valid template"));
+    let op = slt_hessian::operator::Observed::new(&hvp, |_| bar.inc(1));
+    let d = op.dim();
+    let grad = hvp.gradient()?;
+    let grad_norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+    let mut out = json!({
+        "model": spec.to_string(), "dataset": args.dataset, "d": d,
+        "eval_examples": args.batches * args.batch_size, "loss": hvp.loss()?, "grad_norm": grad_norm,
+    });
+    bar.set_message("trace");
+    let t = if args.trace == "hutchpp" {
+        trace::hutch_pp(&op, args.probes, args.seed)?
+    } else {
+        trace::hutchinson(&op, &trace::HutchinsonOptions { max_probes: args.probes, seed: args.seed, ..Default::default() })?
+    };
+    println!("Tr(H) = {:.4} ± {:.4} ({}, {} products; d = {d}, loss {:.5}, ‖g‖ {:.4})", t.trace, t.std_error, args.trace, t.matvecs, out["loss"].as_f64().unwrap_or(f64::NAN), grad_norm);
+    out["trace"] = json!({"method": args.trace, "value": t.trace, "std_error": t.std_error, "matvecs": t.matvecs, "converged": t.converged});
+    if args.top_k > 0 {
+        bar.set_message("Lanczos");
+        let l = eigen::lanczos(&op, &LanczosOptions { k: args.top_k, seed: args.seed, ..Default::default() })?;
+        bar.set_message("power iteration");
+        let p = eigen::power_iteration(&op, &PowerOptions { k: 1, seed: args.seed, ..Default::default() })?;
+        println!("top eigenvalues (Lanczos, largest algebraic): {:?}", l.values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>());
+        println!("largest |λ| by power iteration: {:.5} (PyHessian's method, relative tolerance 1e-3)", p.values[0]);
+        let top = l.values.iter().fold(0f64, |m, v| m.max(v.abs()));
+        if (p.values[0].abs() - top).abs() > 0.01 * top {
+            println!(
+                "warning: power iteration and Lanczos disagree on the top eigenvalue ({:.5} vs {top:.5}): close eigenvalues slow power iteration; trust Lanczos (residuals in --json)",
+                p.values[0]
+            );
+        }
+        out["top_eigenvalues"] = json!({"lanczos": l.values, "lanczos_residuals": l.residuals, "power_iteration_top": p.values[0]});
+    }
+    if args.density {
+        bar.set_message("SLQ density");
+        let s = slq_density(&op, &SlqOptions { seed: args.seed, ..Default::default() })?;
+        println!(
+            "spectral density: {} probes × {} Lanczos nodes, σ = {:.3e}, integral {:.4}, mean eigenvalue {:.4e} (grid in --json)",
+            s.nodes.len(),
+            s.nodes.first().map_or(0, Vec::len),
+            s.sigma,
+            s.integral(),
+            s.moment(1)
+        );
+        out["density"] = json!({"nodes": s.nodes, "weights": s.weights, "sigma": s.sigma, "grid": s.grid, "density": s.density});
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+pub fn run(args: HessianArgs) -> anyhow::Result<()> {
+    let backend: BackendKind = match args.backend.as_deref() {
+        Some(b) => b.parse().context("--backend")?,
+        None => BackendKind::default_compiled()?,
+    };
+    let dataset: DatasetKind = args.dataset.parse().context("--dataset")?;
+    let spec: ModelSpec = args.model.parse().context("--model")?;
+    let splits = RawSplits::load(dataset, &resolve_data_dir(args.data_dir.as_deref()))
+        .context("loading the data")?
+        .split(&SplitOptions::default())?;
+    let out = match backend {
+        #[cfg(feature = "flex")]
+        BackendKind::Flex => run_on::<burn_flex::Flex>(&args, spec, &splits.train, &Default::default())?,
+        #[cfg(feature = "ndarray")]
+        BackendKind::Ndarray => run_on::<burn_ndarray::NdArray<f32>>(&args, spec, &splits.train, &Default::default())?,
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => run_on::<burn_wgpu::Wgpu>(&args, spec, &splits.train, &Default::default())?,
+        #[allow(unreachable_patterns)]
+        other => anyhow::bail!("backend '{other}' is not compiled into this binary"),
+    };
+    if let Some(path) = &args.json {
+        slt_experiments::store::write_json(path, &out)?;
+        eprintln!("results written to {}", path.display());
+    }
+    Ok(())
+}

@@ -220,8 +220,9 @@ fn render_report(options: &ReproduceOptions, records: &[RunRecord], seconds: f64
     }
     let _ = writeln!(
         md,
-        "\n## Claims\n\nNone of the paper's four claims can be tested yet: they need NGD, the LLC \
-         estimator and the Hessian trace, which are not implemented. No verdict is given.\n"
+        "\n## Claims\n\nNone of the paper's four claims can be tested yet: every one compares NGD with \
+         SGD, and NGD is not implemented; the suites that measure λ̂ (slt-estimators) and Tr(H) \
+         (slt-hessian) over training are not written either. No verdict is given.\n"
     );
     let _ = writeln!(
         md,

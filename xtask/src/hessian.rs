@@ -92,9 +92,11 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
         bar.set_message("Lanczos");
         let l = eigen::lanczos(&op, &LanczosOptions { k: args.top_k, seed: args.seed, ..Default::default() })?;
         bar.set_message("power iteration");
-        let p = eigen::power_iteration(&op, &PowerOptions { k: 1, seed: args.seed, ..Default::default() })?;
+        // PyHessian's relative tolerance 1e-3 stops early when the top two eigenvalues are
+        // close (measured: 7.12 instead of 7.62 on a trained MLP): use 1e-6.
+        let p = eigen::power_iteration(&op, &PowerOptions { k: 1, seed: args.seed, tol: 1e-6, max_iter: 1000 })?;
         println!("top eigenvalues (Lanczos, largest algebraic): {:?}", l.values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>());
-        println!("largest |λ| by power iteration: {:.5} (PyHessian's method, relative tolerance 1e-3)", p.values[0]);
+        println!("largest |λ| by power iteration: {:.5} (PyHessian's method, relative tolerance 1e-6, {} products)", p.values[0], p.matvecs);
         let top = l.values.iter().fold(0f64, |m, v| m.max(v.abs()));
         if (p.values[0].abs() - top).abs() > 0.01 * top {
             println!(

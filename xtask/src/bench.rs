@@ -176,10 +176,7 @@ fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Datas
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let backend = match args.backend.as_deref() {
-        Some(b) => b.parse().context("--backend")?,
-        None => BackendKind::default_compiled()?,
-    };
+    let backend = crate::parse_backend(args.backend.as_deref())?;
     slt_experiments::with_backend!(backend, |B, device| bench::<B>(&device, &args, backend))
 }
 

@@ -124,10 +124,7 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
 }
 
 pub fn run(args: HessianArgs) -> anyhow::Result<()> {
-    let backend: BackendKind = match args.backend.as_deref() {
-        Some(b) => b.parse().context("--backend")?,
-        None => BackendKind::default_compiled()?,
-    };
+    let backend = crate::parse_backend(args.backend.as_deref())?;
     let dataset: DatasetKind = args.dataset.parse().context("--dataset")?;
     let spec: ModelSpec = args.model.parse().context("--model")?;
     let splits = RawSplits::load(dataset, &resolve_data_dir(args.data_dir.as_deref()))

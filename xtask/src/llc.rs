@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use slt_datasets::{resolve_data_dir, DatasetKind, RawSplits, SplitOptions};
 use slt_estimators::{InitLoss, SgldConfig, Temperature};
-use slt_experiments::BackendKind;
 
 #[derive(clap::Args)]
 pub struct LlcArgs {
@@ -73,10 +72,7 @@ fn temperature(arg: &str) -> anyhow::Result<Temperature> {
 }
 
 pub fn run(args: LlcArgs) -> anyhow::Result<()> {
-    let backend: BackendKind = match args.backend.as_deref() {
-        Some(b) => b.parse().context("--backend")?,
-        None => BackendKind::default_compiled()?,
-    };
+    let backend = crate::parse_backend(args.backend.as_deref())?;
     let dataset: DatasetKind = args.dataset.parse().context("--dataset")?;
     let spec: slt_models::ModelSpec = args.model.parse().context("--model")?;
     let config = SgldConfig {

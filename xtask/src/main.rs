@@ -116,7 +116,8 @@ struct TrainArgs {
     data: DataArgs,
 }
 
-fn parse_backend(flag: Option<&str>) -> anyhow::Result<BackendKind> {
+/// The backend named by `--backend`, or the default compiled one.
+pub(crate) fn parse_backend(flag: Option<&str>) -> anyhow::Result<BackendKind> {
     match flag {
         Some(name) => name.parse().context("--backend"),
         None => BackendKind::default_compiled(),

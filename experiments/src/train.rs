@@ -115,23 +115,20 @@ pub fn train<B: AutodiffBackend>(
     if let Some(dir) = out {
         crate::store::write_json(&dir.join("config.json"), config)?;
     }
-    let mut model = config.model.init::<B>(config.seed, device);
-    let mut optimizer = match &config.optimizer {
-        OptimizerConfig::Sgd(c) => Sgd::<B>::new(*c)?,
+    let new_optimizer = || match &config.optimizer {
+        OptimizerConfig::Sgd(c) => Sgd::<B>::new(*c),
     };
+    let mut model = config.model.init::<B>(config.seed, device);
+    let mut optimizer = new_optimizer()?;
     let mut metrics: Vec<EpochMetrics> = Vec::with_capacity(config.epochs);
     if let Some(dir) = out {
-        if let Some(resumed) = crate::checkpoint::load(dir, config, model.clone(), optimizer)? {
+        if let Some(resumed) = crate::checkpoint::load(dir, config, model.clone(), new_optimizer()?)? {
             if show_progress {
                 eprintln!("{}: resuming after epoch {}", dir.display(), resumed.metrics.len());
             }
             model = resumed.model;
             metrics = resumed.metrics;
             optimizer = resumed.optimizer;
-        } else {
-            optimizer = match &config.optimizer {
-                OptimizerConfig::Sgd(c) => Sgd::<B>::new(*c)?,
-            };
         }
     }
     let train = &splits.train;

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::error::{io_err, DataError, Result};
+use crate::error::{io_err, read_data_file, DataError, Result};
 use crate::manifest::{sha256_hex, Manifest};
 
 /// Where to fetch files from.
@@ -89,17 +89,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Checks the SHA-256 of the file at `path` against `expected`.
 pub fn verify_file(path: &Path, expected: &str) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            DataError::Missing {
-                path: path.to_path_buf(),
-                hint: "run `cargo xtask fetch-data` or point --data-dir / SLT_DATA_DIR at the data"
-                    .into(),
-            }
-        } else {
-            io_err(path)(e)
-        }
-    })?;
+    let bytes = read_data_file(path)?;
     let actual = sha256_hex(&bytes);
     if actual != expected {
         return Err(DataError::Checksum {

@@ -92,3 +92,17 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> D
         source,
     }
 }
+
+/// Reads a data file; a missing file is [`DataError::Missing`] with the hint to fetch the data.
+pub(crate) fn read_data_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            DataError::Missing {
+                path: path.to_path_buf(),
+                hint: "run `cargo xtask fetch-data` or point --data-dir / SLT_DATA_DIR at the data".into(),
+            }
+        } else {
+            io_err(path)(e)
+        }
+    })
+}

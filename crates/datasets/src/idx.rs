@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{io_err, DataError, Result};
+use crate::error::{read_data_file, DataError, Result};
 
 /// Magic number of an IDX image file (u8, 3 dimensions).
 pub const IMAGES_MAGIC: u32 = 2051;
@@ -24,16 +24,7 @@ pub struct IdxImages {
 
 /// Reads a file, decompressing it when it is gzip.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            DataError::Missing {
-                path: path.to_path_buf(),
-                hint: "run `cargo xtask fetch-data` or point --data-dir / SLT_DATA_DIR at the data".into(),
-            }
-        } else {
-            io_err(path)(e)
-        }
-    })?;
+    let raw = read_data_file(path)?;
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(&raw[..])

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
 use rayon::prelude::*;
@@ -325,9 +325,4 @@ impl LlcEstimate {
         }
         w
     }
-}
-
-/// A model's size, for callers that report it (re-exported for convenience).
-pub fn parameter_count<B: burn::tensor::backend::Backend, M: Module<B>>(model: &M) -> usize {
-    num_params(model)
 }

@@ -19,6 +19,17 @@ fn to_tensor(values: Vec<f64>, rows: usize, cols: usize) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(values, [rows, cols]), &Default::default())
 }
 
+/// Minibatches (x[idx], y[idx]) of a regression data set.
+fn regression_source<'a>(
+    x: &'a Tensor<B, 2>,
+    y: &'a Tensor<B, 2>,
+) -> FnSource<impl Fn(&[usize]) -> (Tensor<B, 2>, Tensor<B, 2>) + Sync + 'a> {
+    FnSource::new(x.dims()[0], move |idx: &[usize]| {
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), &Default::default());
+        (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
+    })
+}
+
 /// Runs the estimator for `model` on inputs `x` [n, in] with targets `y` = f(x, w*).
 fn estimate<M: AutodiffModule<B>>(
     model: &M,
@@ -26,12 +37,8 @@ fn estimate<M: AutodiffModule<B>>(
     x: Tensor<B, 2>,
     config: &SgldConfig,
 ) -> LlcEstimate {
-    let n = x.dims()[0];
     let y = forward(model, x.clone()).detach();
-    let source = FnSource::new(n, |idx: &[usize]| {
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), &Default::default());
-        (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
-    });
+    let source = regression_source(&x, &y);
     let loss = |m: &M, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| half_squared_error(forward(m, x.clone()), y.clone());
     let e = estimate_llc(model, &source, &loss, config, None).unwrap();
     eprintln!(
@@ -162,10 +169,7 @@ fn calibration_finds_a_working_step() {
     let x = to_tensor(normal_matrix(n, d, 1), n, d);
     let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
     let y = model.forward(x.clone()).detach();
-    let source = FnSource::new(n, |idx: &[usize]| {
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), &Default::default());
-        (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
-    });
+    let source = regression_source(&x, &y);
     let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| half_squared_error(m.forward(x.clone()), y.clone());
     let base = SgldConfig { num_chains: 2, ..config(1e-5, 1e4, 10.0, 400) };
     let cal = slt_estimators::calibrate(&model, &source, &loss, &base, &[1e-5, 1e-4, 1e-3, 1e-2], &[10.0]).unwrap();

@@ -35,12 +35,30 @@ pub struct StepStats {
     pub grad_norm: f64,
 }
 
+/// An optimiser's internal state as named flat `f64` vectors, for checkpoints: with the
+/// model's weights this is everything needed to resume training bit-identically. Vectors that
+/// follow the parameter layout use [`slt_core::ParamLayout::of`]`(model)` order.
+pub trait OptimizerState<B: burn::tensor::backend::AutodiffBackend> {
+    /// The state after the steps taken so far.
+    fn export_state<M: burn::module::AutodiffModule<B>>(&self, model: &M) -> Vec<(String, Vec<f64>)>;
+    /// Restores a state written by [`OptimizerState::export_state`] for the same model layout
+    /// and configuration; a missing or mis-sized entry is an [`OptimError::InvalidState`].
+    fn import_state<M: burn::module::AutodiffModule<B>>(
+        &mut self,
+        model: &M,
+        state: &std::collections::HashMap<String, Vec<f64>>,
+    ) -> Result<(), OptimError>;
+}
+
 /// Errors of the optimisers.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OptimError {
     /// A hyperparameter is out of range.
     #[error("invalid optimiser setting: {0}")]
     InvalidConfig(String),
+    /// A checkpointed state does not fit this optimiser or model.
+    #[error("optimiser state does not fit: {0}")]
+    InvalidState(String),
     /// The gradient holds NaN or ±∞; the model was left unchanged.
     #[error("non-finite gradient (‖g‖ = {grad_norm}); the step was not applied — lower the learning rate or check the loss")]
     NonFiniteGradient { grad_norm: f64 },

@@ -135,6 +135,27 @@ impl<B: AutodiffBackend> Sgd<B> {
         model: M,
         grads: &B::Gradients,
     ) -> Result<(M, StepStats), OptimError> {
+        self.step_from(model, GradientSource::Autodiff(grads))
+    }
+
+    /// One step in which `directions` (per parameter, flattened row-major, on the inner
+    /// backend) take the place of the gradient: weight decay, momentum and Nesterov then apply
+    /// exactly as in [`Sgd::step`]. This is how preconditioned methods (NGD, K-FAC) reuse the
+    /// SGD recursion *after* preconditioning. Parameters without a direction are left alone.
+    /// The reported `grad_norm` is the norm of `directions`.
+    pub fn step_with_directions<M: AutodiffModule<B>>(
+        &mut self,
+        model: M,
+        directions: &HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
+    ) -> Result<(M, StepStats), OptimError> {
+        self.step_from(model, GradientSource::Directions(directions))
+    }
+
+    fn step_from<M: AutodiffModule<B>>(
+        &mut self,
+        model: M,
+        grads: GradientSource<'_, B>,
+    ) -> Result<(M, StepStats), OptimError> {
         // Pass 1: directions and norms, without touching the model or the velocities.
         let mut plan = Plan::<B> {
             grads,
@@ -175,8 +196,16 @@ type Direction<B> = (
     Option<Tensor<<B as AutodiffBackend>::InnerBackend, 1>>,
 );
 
+/// Where a step reads the gradient of a parameter from.
+enum GradientSource<'a, B: AutodiffBackend> {
+    /// The gradients of a backward pass.
+    Autodiff(&'a B::Gradients),
+    /// Directions given per parameter (preconditioned gradients).
+    Directions(&'a HashMap<ParamId, Tensor<B::InnerBackend, 1>>),
+}
+
 struct Plan<'a, B: AutodiffBackend> {
-    grads: &'a B::Gradients,
+    grads: GradientSource<'a, B>,
     config: SgdConfig,
     velocity: &'a HashMap<ParamId, Tensor<B::InnerBackend, 1>>,
     directions: Vec<(ParamId, Direction<B>)>,
@@ -187,10 +216,13 @@ struct Plan<'a, B: AutodiffBackend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for Plan<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let value = param.val();
-        let Some(grad) = value.grad(self.grads) else {
+        let grad = match &self.grads {
+            GradientSource::Autodiff(grads) => value.grad(grads).map(|g| g.flatten(0, D - 1)),
+            GradientSource::Directions(map) => map.get(&param.id).cloned(),
+        };
+        let Some(grad) = grad else {
             return;
         };
-        let grad: Tensor<B::InnerBackend, 1> = grad.flatten(0, D - 1);
         self.grad_sq.push(grad.clone().square().sum());
         let c = &self.config;
         let g = if c.weight_decay > 0.0 {
@@ -240,5 +272,22 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Apply<'_, B> {
             updated = updated.require_grad();
         }
         Param::from_mapped_value(id, updated, mapper)
+    }
+}
+
+impl<B: AutodiffBackend> crate::OptimizerState<B> for Sgd<B> {
+    fn export_state<M: AutodiffModule<B>>(&self, model: &M) -> Vec<(String, Vec<f64>)> {
+        vec![("velocity".to_string(), self.velocity_to_vec(model))]
+    }
+
+    fn import_state<M: AutodiffModule<B>>(
+        &mut self,
+        model: &M,
+        state: &HashMap<String, Vec<f64>>,
+    ) -> Result<(), OptimError> {
+        let velocity = state
+            .get("velocity")
+            .ok_or_else(|| OptimError::InvalidState("no 'velocity' entry".into()))?;
+        self.load_velocity(model, velocity)
     }
 }

@@ -5,6 +5,9 @@
 //!   gradients flattened in the same layout.
 //! * [`loss`]: the loss-closure interface that optimisers, samplers and Hessian tools are
 //!   generic over: `Fn(&model, &batch) -> scalar tensor`.
+//! * [`layer_ops`]: the layer interface ([`layer_ops::LayerOps`]) a model's forward pass can be
+//!   written over, so that natural-gradient methods can record each layer's inputs and output
+//!   gradients without a second copy of the model.
 //! * [`seed`]: reproducible seeds — derive independent child seeds from one master seed and
 //!   seed a burn backend.
 //!
@@ -34,6 +37,7 @@
 //! assert_eq!(flatten_to_vec(&model), doubled);
 //! ```
 
+pub mod layer_ops;
 pub mod loss;
 pub mod params;
 pub mod seed;

@@ -7,11 +7,11 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use slt_core::layer_ops::{LayerOps, Plain};
 
 /// U(−bound, bound) values of `shape` as a tensor, from `rng`.
 pub(crate) fn uniform<B: Backend, const D: usize>(
@@ -48,7 +48,12 @@ impl<B: Backend> Dense<B> {
 
     /// y = x·W + b for x of shape `[m, in]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        x.matmul(self.weight.val()) + self.bias.val().unsqueeze_dim(0)
+        self.forward_ops(x, &mut Plain)
+    }
+
+    /// y = x·W + b evaluated through `ops` (see [`slt_core::layer_ops`]).
+    pub fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 2>, ops: &mut O) -> Tensor<B, 2> {
+        ops.affine(x, &self.weight, Some(&self.bias))
     }
 }
 
@@ -88,12 +93,13 @@ impl<B: Backend> Conv<B> {
 
     /// The convolution of x, `[m, in, h, w]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        conv2d(
-            x,
-            self.weight.val(),
-            Some(self.bias.val()),
-            ConvOptions::new([1, 1], [self.padding, self.padding], [1, 1], 1),
-        )
+        self.forward_ops(x, &mut Plain)
+    }
+
+    /// The convolution evaluated through `ops` (see [`slt_core::layer_ops`]).
+    pub fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 4>, ops: &mut O) -> Tensor<B, 4> {
+        let options = ConvOptions::new([1, 1], [self.padding, self.padding], [1, 1], 1);
+        ops.conv2d(x, &self.weight, Some(&self.bias), options)
     }
 }
 

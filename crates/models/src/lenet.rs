@@ -6,6 +6,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
+use slt_core::layer_ops::{LayerOps, Plain, TappedModel};
 
 use crate::layers::{max_pool_2x2, Conv, Dense};
 
@@ -40,17 +41,23 @@ impl<B: Backend> LeNet5<B> {
 
     /// Logits for inputs `[m, 784]` (28×28 images, row-major).
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward_ops(x, &mut Plain)
+    }
+}
+
+impl<B: Backend> TappedModel<B, Tensor<B, 2>> for LeNet5<B> {
+    fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 2>, ops: &mut O) -> Tensor<B, 2> {
         let m = x.dims()[0];
         let x = x.reshape([m, 1, 28, 28]);
-        let mut h = relu(self.conv1.forward(x));
+        let mut h = relu(self.conv1.forward_ops(x, ops));
         for conv in &self.extra {
-            h = relu(conv.forward(h));
+            h = relu(conv.forward_ops(h, ops));
         }
         let h = max_pool_2x2(h);
-        let h = max_pool_2x2(relu(self.conv2.forward(h)));
+        let h = max_pool_2x2(relu(self.conv2.forward_ops(h, ops)));
         let h = h.reshape([m, 16 * 4 * 4]);
-        let h = relu(self.fc1.forward(h));
-        let h = relu(self.fc2.forward(h));
-        self.fc3.forward(h)
+        let h = relu(self.fc1.forward_ops(h, ops));
+        let h = relu(self.fc2.forward_ops(h, ops));
+        self.fc3.forward_ops(h, ops)
     }
 }

@@ -5,6 +5,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
+use slt_core::layer_ops::{LayerOps, Plain, TappedModel};
 
 use crate::layers::Dense;
 
@@ -41,23 +42,16 @@ impl<B: Backend> Mlp<B> {
 
     /// Logits for inputs `[m, inputs]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward_ops(x, &mut Plain)
+    }
+}
+
+impl<B: Backend> TappedModel<B, Tensor<B, 2>> for Mlp<B> {
+    fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 2>, ops: &mut O) -> Tensor<B, 2> {
         let h = self
             .hidden
             .iter()
-            .fold(x, |h, layer| relu(layer.forward(h)));
-        self.output.forward(h)
-    }
-
-    /// The inputs of every affine layer (hidden ones and the output layer) and the logits:
-    /// what natural-gradient methods need to form per-layer Gram matrices.
-    pub fn forward_with_inputs(&self, x: Tensor<B, 2>) -> (Vec<Tensor<B, 2>>, Tensor<B, 2>) {
-        let mut inputs = Vec::with_capacity(self.hidden.len() + 1);
-        let mut h = x;
-        for layer in &self.hidden {
-            inputs.push(h.clone());
-            h = relu(layer.forward(h));
-        }
-        inputs.push(h.clone());
-        (inputs, self.output.forward(h))
+            .fold(x, |h, layer| relu(layer.forward_ops(h, ops)));
+        self.output.forward_ops(h, ops)
     }
 }

@@ -4,6 +4,7 @@
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use slt_core::layer_ops::{LayerOps, TappedModel};
 
 use crate::lenet::LeNet5;
 use crate::mlp::Mlp;
@@ -102,6 +103,15 @@ impl<B: Backend> Classifier<B> {
         match self {
             Classifier::Mlp(m) => m.forward(x),
             Classifier::LeNet5(m) => m.forward(x),
+        }
+    }
+}
+
+impl<B: Backend> TappedModel<B, Tensor<B, 2>> for Classifier<B> {
+    fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 2>, ops: &mut O) -> Tensor<B, 2> {
+        match self {
+            Classifier::Mlp(m) => m.forward_ops(x, ops),
+            Classifier::LeNet5(m) => m.forward_ops(x, ops),
         }
     }
 }

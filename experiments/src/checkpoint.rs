@@ -1,9 +1,9 @@
 //! Per-epoch checkpoints, so that an interrupted run resumes from its last finished epoch and
 //! ends bit-identical to an uninterrupted one (batches depend only on seed and epoch).
 //!
-//! `checkpoint.safetensors` holds the model's parameters, the optimiser's state
-//! (`optimizer.velocity`, flattened in parameter-layout order) and, as metadata, the
-//! configuration and the metrics rows so far. It is written atomically after each epoch and is
+//! `checkpoint.safetensors` holds the model's parameters, the optimiser's state (one f64 tensor
+//! `optimizer.<name>` per entry of [`slt_optimizers::OptimizerState`], e.g. the velocity in
+//! parameter-layout order) and, as metadata, the configuration and the metrics rows so far. It is written atomically after each epoch and is
 //! the single source of truth on resume.
 
 use std::collections::HashMap;
@@ -13,13 +13,13 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use safetensors::SafeTensors;
 use slt_models::Classifier;
-use slt_optimizers::Sgd;
 
 use crate::config::TrainConfig;
+use crate::optimizer::AnyOptimizer;
 use crate::train::EpochMetrics;
 use crate::weights::{fill_model, named_tensors, read_tensor, write_file, NamedTensor};
 
-const VELOCITY: &str = "optimizer.velocity";
+const STATE_PREFIX: &str = "optimizer.";
 
 /// The checkpoint file of a run directory.
 pub fn path(dir: &Path) -> PathBuf {
@@ -31,12 +31,13 @@ pub fn save<B: AutodiffBackend>(
     dir: &Path,
     config: &TrainConfig,
     model: &Classifier<B>,
-    optimizer: &Sgd<B>,
+    optimizer: &AnyOptimizer<B>,
     metrics: &[EpochMetrics],
 ) -> anyhow::Result<()> {
     let mut tensors = named_tensors(model);
-    let velocity = optimizer.velocity_to_vec(model);
-    tensors.push(NamedTensor::from_f64(VELOCITY, vec![velocity.len()], &velocity));
+    for (name, values) in optimizer.export_state(model) {
+        tensors.push(NamedTensor::from_f64_exact(&format!("{STATE_PREFIX}{name}"), vec![values.len()], &values));
+    }
     let mut meta = HashMap::new();
     meta.insert("config".to_string(), serde_json::to_string(config)?);
     meta.insert("metrics".to_string(), serde_json::to_string(metrics)?);
@@ -46,7 +47,7 @@ pub fn save<B: AutodiffBackend>(
 /// A resumable state.
 pub struct Resumed<B: AutodiffBackend> {
     pub model: Classifier<B>,
-    pub optimizer: Sgd<B>,
+    pub optimizer: AnyOptimizer<B>,
     pub metrics: Vec<EpochMetrics>,
 }
 
@@ -55,7 +56,7 @@ pub fn load<B: AutodiffBackend>(
     dir: &Path,
     config: &TrainConfig,
     fresh_model: Classifier<B>,
-    mut optimizer: Sgd<B>,
+    mut optimizer: AnyOptimizer<B>,
 ) -> anyhow::Result<Option<Resumed<B>>> {
     let file = path(dir);
     if !file.exists() {
@@ -73,8 +74,15 @@ pub fn load<B: AutodiffBackend>(
         .with_context(|| format!("{}: checkpoint without valid metrics", file.display()))?;
     let tensors = SafeTensors::deserialize(&buffer)?;
     let model = fill_model(fresh_model, &tensors, &file)?;
-    let d = slt_core::params::num_params(&model);
-    let velocity = read_tensor(&tensors, &file, VELOCITY, &[d])?;
-    optimizer.load_velocity(&model, &velocity)?;
+    let mut state = HashMap::new();
+    for name in tensors.names() {
+        if let Some(key) = name.strip_prefix(STATE_PREFIX) {
+            let len = tensors.tensor(name)?.shape().iter().product::<usize>();
+            state.insert(key.to_string(), read_tensor(&tensors, &file, name, &[len])?);
+        }
+    }
+    optimizer
+        .import_state(&model, &state)
+        .with_context(|| format!("{}: optimiser state", file.display()))?;
     Ok(Some(Resumed { model, optimizer, metrics }))
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use slt_datasets::{DatasetKind, SplitOptions};
 use slt_models::ModelSpec;
-use slt_optimizers::SgdConfig;
+use slt_optimizers::{NgdConfig, SgdConfig};
 
 /// Which optimiser a run trains with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,13 +12,32 @@ use slt_optimizers::SgdConfig;
 pub enum OptimizerConfig {
     /// SGD (momentum, Nesterov, weight decay).
     Sgd(SgdConfig),
+    /// Exact minibatch-Fisher natural gradient descent.
+    Ngd(NgdConfig),
 }
 
 impl OptimizerConfig {
-    /// Short name (`sgd`).
+    /// Short name (`sgd`, `ngd`).
     pub fn name(&self) -> &'static str {
         match self {
             OptimizerConfig::Sgd(_) => "sgd",
+            OptimizerConfig::Ngd(_) => "ngd",
+        }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd(c) => c.lr,
+            OptimizerConfig::Ngd(c) => c.lr,
+        }
+    }
+
+    /// Checks the ranges of every setting.
+    pub fn validate(&self) -> Result<(), slt_optimizers::OptimError> {
+        match self {
+            OptimizerConfig::Sgd(c) => c.validate(),
+            OptimizerConfig::Ngd(c) => c.validate(),
         }
     }
 }
@@ -47,9 +66,7 @@ impl TrainConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.epochs > 0, "epochs must be at least 1");
         anyhow::ensure!(self.batch_size > 0, "batch-size must be at least 1");
-        match &self.optimizer {
-            OptimizerConfig::Sgd(c) => c.validate()?,
-        }
+        self.optimizer.validate()?;
         Ok(())
     }
 

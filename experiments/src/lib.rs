@@ -24,8 +24,11 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
+pub mod figures;
 pub mod measure;
+pub mod optimizer;
 pub mod reproduce;
+pub mod stats;
 pub mod store;
 pub mod train;
 pub mod weights;

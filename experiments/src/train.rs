@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use slt_datasets::{Dataset, Splits};
 use slt_models::loss::cross_entropy;
 use slt_models::Classifier;
-use slt_optimizers::Sgd;
 
-use crate::config::{OptimizerConfig, TrainConfig};
+use crate::config::TrainConfig;
+use crate::optimizer::AnyOptimizer;
 
 /// One row of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,9 @@ pub struct EpochMetrics {
     pub update_norm_mean: f64,
     /// Mean over the epoch's steps of the minibatch gradient norm ‖g‖.
     pub grad_norm_mean: f64,
+    /// Mean over the epoch's steps of the damping κ (natural-gradient methods).
+    #[serde(default)]
+    pub kappa_mean: Option<f64>,
     /// Optimiser steps taken in the epoch.
     pub steps: usize,
     /// Wall-clock seconds of the epoch's training steps (data assembly included, evaluation
@@ -115,9 +118,7 @@ pub fn train<B: AutodiffBackend>(
     if let Some(dir) = out {
         crate::store::write_json(&dir.join("config.json"), config)?;
     }
-    let new_optimizer = || match &config.optimizer {
-        OptimizerConfig::Sgd(c) => Sgd::<B>::new(*c),
-    };
+    let new_optimizer = || AnyOptimizer::<B>::new(&config.optimizer);
     let mut model = config.model.init::<B>(config.seed, device);
     let mut optimizer = new_optimizer()?;
     let mut metrics: Vec<EpochMetrics> = Vec::with_capacity(config.epochs);
@@ -142,27 +143,30 @@ pub fn train<B: AutodiffBackend>(
             show_progress,
         );
         let t0 = Instant::now();
-        let (mut loss_sum, mut update_sum, mut grad_sum) = (0.0, 0.0, 0.0);
+        let (mut loss_sum, mut update_sum, mut grad_sum, mut kappa_sum) = (0.0, 0.0, 0.0, None::<f64>);
         for (step, indices) in batches.iter().enumerate() {
             let batch = train.batch::<B>(indices, device);
-            let loss = cross_entropy(model.forward(batch.inputs), batch.one_hot);
-            let loss_value = loss.clone().into_scalar().elem::<f64>();
-            if !loss_value.is_finite() {
-                bar.abandon();
-                bail!(
-                    "training diverged: loss is {loss_value} at epoch {epoch}, step {} ({}); lower the learning rate",
-                    step + 1,
-                    config.optimizer.name()
-                );
-            }
-            let grads = loss.backward();
-            let (next, stats) = optimizer
-                .step(model, &grads)
-                .with_context(|| format!("epoch {epoch}, step {}", step + 1))?;
+            let (next, report) = match optimizer.step(model, &batch) {
+                Ok(done) => done,
+                Err(err @ slt_optimizers::OptimError::NonFiniteGradient { .. }) => {
+                    bar.abandon();
+                    bail!(
+                        "training diverged at epoch {epoch}, step {} ({}, lr {}): {err}",
+                        step + 1,
+                        config.optimizer.name(),
+                        config.optimizer.lr()
+                    );
+                }
+                Err(err) => return Err(err).with_context(|| format!("epoch {epoch}, step {}", step + 1)),
+            };
             model = next;
+            let loss_value = report.loss;
             loss_sum += loss_value * indices.len() as f64;
-            update_sum += stats.update_norm;
-            grad_sum += stats.grad_norm;
+            update_sum += report.stats.update_norm;
+            grad_sum += report.stats.grad_norm;
+            if let Some(k) = report.kappa {
+                *kappa_sum.get_or_insert(0.0) += k;
+            }
             bar.inc(1);
             if step % 16 == 0 {
                 bar.set_message(format!("loss {loss_value:.4}"));
@@ -189,6 +193,7 @@ pub fn train<B: AutodiffBackend>(
             val_acc,
             update_norm_mean: update_sum / steps as f64,
             grad_norm_mean: grad_sum / steps as f64,
+            kappa_mean: kappa_sum.map(|k| k / steps as f64),
             steps,
             seconds,
         };

@@ -15,6 +15,7 @@ use slt_core::params::{flatten_to_vec, write_back_vec, ParamLayout};
 pub struct NamedTensor {
     pub name: String,
     pub shape: Vec<usize>,
+    pub dtype: Dtype,
     pub bytes: Vec<u8>,
 }
 
@@ -24,7 +25,18 @@ impl NamedTensor {
         Self {
             name: name.to_string(),
             shape,
+            dtype: Dtype::F32,
             bytes: values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect(),
+        }
+    }
+
+    /// A tensor stored as f64 (optimiser state, so that a resumed run is bit-identical).
+    pub fn from_f64_exact(name: &str, shape: Vec<usize>, values: &[f64]) -> Self {
+        Self {
+            name: name.to_string(),
+            shape,
+            dtype: Dtype::F64,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         }
     }
 }
@@ -44,7 +56,7 @@ pub fn named_tensors<B: Backend, M: Module<B>>(model: &M) -> Vec<NamedTensor> {
 pub fn write_file(path: &Path, tensors: &[NamedTensor], metadata: Option<HashMap<String, String>>) -> anyhow::Result<()> {
     let views = tensors
         .iter()
-        .map(|t| Ok((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), &t.bytes)?)))
+        .map(|t| Ok((t.name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.bytes)?)))
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
     let buffer = safetensors::serialize(views, &metadata)?;
     crate::store::write_atomic(path, &buffer)
@@ -62,14 +74,19 @@ pub fn read_tensor(tensors: &SafeTensors, path: &Path, name: &str, shape: &[usiz
             view.shape()
         );
     }
-    if view.dtype() != Dtype::F32 {
-        bail!("{}: tensor '{name}' is {:?}, expected F32", path.display(), view.dtype());
+    match view.dtype() {
+        Dtype::F32 => Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect()),
+        Dtype::F64 => Ok(view
+            .data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()),
+        other => bail!("{}: tensor '{name}' is {other:?}, expected F32 or F64", path.display()),
     }
-    Ok(view
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-        .collect())
 }
 
 /// Writes the parameters stored in `tensors` (from file `path`) into `model`.

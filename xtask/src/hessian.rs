@@ -37,6 +37,10 @@ pub struct HessianArgs {
     /// Also estimate the spectral density (stochastic Lanczos quadrature).
     #[arg(long)]
     density: bool,
+    /// Draw the spectral density (log-scale density against eigenvalue) to STEM.png and
+    /// STEM.svg; implies --density.
+    #[arg(long, value_name = "STEM")]
+    plot: Option<PathBuf>,
     /// Evaluation set: this many training batches...
     #[arg(long, default_value_t = 10)]
     batches: usize,
@@ -106,7 +110,7 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
         }
         out["top_eigenvalues"] = json!({"lanczos": l.values, "lanczos_residuals": l.residuals, "power_iteration_top": p.values[0]});
     }
-    if args.density {
+    if args.density || args.plot.is_some() {
         bar.set_message("SLQ density");
         let s = slq_density(&op, &SlqOptions { seed: args.seed, ..Default::default() })?;
         println!(
@@ -117,6 +121,23 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
             s.integral(),
             s.moment(1)
         );
+        if let Some(stem) = &args.plot {
+            use slt_experiments::figures::{line_chart, Chart, DensityCurve};
+            let curve = DensityCurve { label: "", grid: &s.grid, density: &s.density };
+            let chart = Chart::density(format!("Hessian spectral density: {spec} on {}", args.dataset), &[curve], true)
+                .annotation(format!(
+                    "SLQ: {} probes × {} Lanczos nodes, σ = {:.3e}; Tr(H) = {:.4} ± {:.4}; {} examples, seed {}",
+                    s.nodes.len(),
+                    s.nodes.first().map_or(0, Vec::len),
+                    s.sigma,
+                    t.trace,
+                    t.std_error,
+                    args.batches * args.batch_size,
+                    args.seed
+                ));
+            let files = line_chart(stem, &chart)?;
+            eprintln!("density plot written to {} and {}", files.png.display(), files.svg.display());
+        }
         out["density"] = json!({"nodes": s.nodes, "weights": s.weights, "sigma": s.sigma, "grid": s.grid, "density": s.density});
     }
     bar.finish_and_clear();

@@ -78,11 +78,21 @@ struct TrainArgs {
     /// mlp-<depth>x<width>, lenet5 or lenet5-e<k>.
     #[arg(long, default_value = "mlp-2x256")]
     model: String,
-    /// Only `sgd` so far.
+    /// sgd, ngd (exact minibatch-Fisher NGD).
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     #[arg(long, default_value_t = 0.01)]
     lr: f64,
+    /// NGD smoothing strength α in κ = (α/d)·max(tr F, ε).
+    #[arg(long, default_value_t = 1e-2)]
+    alpha: f64,
+    /// NGD floor ε on tr F in κ (not the SGLD step size).
+    #[arg(long = "eps", alias = "fisher-eps", default_value_t = 1e-10)]
+    fisher_eps: f64,
+    /// NGD Fisher: sampled (labels drawn from the model, the true Fisher in expectation) or
+    /// empirical (the data labels).
+    #[arg(long, default_value = "sampled")]
+    fisher: String,
     #[arg(long, default_value_t = 0.0)]
     momentum: f64,
     #[arg(long)]
@@ -156,7 +166,17 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             nesterov: args.nesterov,
             weight_decay: args.weight_decay,
         }),
-        other => anyhow::bail!("--optimizer {other}: not implemented yet (available: sgd)"),
+        "ngd" => OptimizerConfig::Ngd(slt_optimizers::NgdConfig {
+            lr: args.lr,
+            alpha: args.alpha,
+            fisher_eps: args.fisher_eps,
+            fisher: args.fisher.parse().map_err(anyhow::Error::msg).context("--fisher")?,
+            momentum: args.momentum,
+            nesterov: args.nesterov,
+            weight_decay: args.weight_decay,
+            seed: args.seed,
+        }),
+        other => anyhow::bail!("--optimizer {other}: expected sgd or ngd"),
     };
     let config = TrainConfig {
         dataset,

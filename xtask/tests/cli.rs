@@ -100,8 +100,13 @@ fn llc_of_trained_weights_writes_json() {
         "hessian", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-1x8",
         "--batches", "2", "--batch-size", "32", "--probes", "10", "--top-k", "2", "--density",
         "--data-dir", data_dir().to_str().unwrap(), "--json", hjson.to_str().unwrap(),
+        "--plot", out.path().join("density").to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
+    let png = std::fs::read(out.path().join("density.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(out.path().join("density.svg")).unwrap();
+    assert!(svg.contains("Hessian spectral density: mlp-1x8") && svg.contains("eigenvalue"), "{svg}");
     let h: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&hjson).unwrap()).unwrap();
     assert!(h["trace"]["value"].as_f64().unwrap().is_finite());
     assert_eq!(h["top_eigenvalues"]["lanczos"].as_array().unwrap().len(), 2);

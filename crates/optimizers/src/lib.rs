@@ -21,8 +21,11 @@
 //! assert!(after < before);
 //! ```
 
+pub mod ngd;
 pub mod sgd;
+pub mod taps;
 
+pub use ngd::{FisherKind, NaturalGradient, Ngd, NgdConfig, NgdStats};
 pub use sgd::{Sgd, SgdConfig};
 
 /// What an optimiser step reports.
@@ -59,6 +62,13 @@ pub enum OptimError {
     /// A checkpointed state does not fit this optimiser or model.
     #[error("optimiser state does not fit: {0}")]
     InvalidState(String),
+    /// The model cannot be handled by a curvature method (a parameter outside the recorded
+    /// layers, shared weights, grouped convolutions).
+    #[error("unsupported model: {0}")]
+    UnsupportedModel(String),
+    /// The damped Fisher F + κI is singular (κ = 0).
+    #[error("singular Fisher: {0}")]
+    SingularFisher(String),
     /// The gradient holds NaN or ±∞; the model was left unchanged.
     #[error("non-finite gradient (‖g‖ = {grad_norm}); the step was not applied — lower the learning rate or check the loss")]
     NonFiniteGradient { grad_norm: f64 },

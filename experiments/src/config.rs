@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use slt_datasets::{DatasetKind, SplitOptions};
 use slt_models::ModelSpec;
-use slt_optimizers::{NgdConfig, SgdConfig};
+use slt_optimizers::{KfacConfig, NgdConfig, OnlineNgdConfig, SgdConfig};
 
 /// Which optimiser a run trains with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,6 +14,10 @@ pub enum OptimizerConfig {
     Sgd(SgdConfig),
     /// Exact minibatch-Fisher natural gradient descent.
     Ngd(NgdConfig),
+    /// K-FAC with the same κ rule.
+    Kfac(KfacConfig),
+    /// The online natural gradient the paper's code ran (Povey et al. 2015).
+    NgdOnline(OnlineNgdConfig),
 }
 
 impl OptimizerConfig {
@@ -22,6 +26,8 @@ impl OptimizerConfig {
         match self {
             OptimizerConfig::Sgd(_) => "sgd",
             OptimizerConfig::Ngd(_) => "ngd",
+            OptimizerConfig::Kfac(_) => "kfac",
+            OptimizerConfig::NgdOnline(_) => "ngd-online",
         }
     }
 
@@ -30,6 +36,27 @@ impl OptimizerConfig {
         match self {
             OptimizerConfig::Sgd(c) => c.lr,
             OptimizerConfig::Ngd(c) => c.lr,
+            OptimizerConfig::Kfac(c) => c.lr,
+            OptimizerConfig::NgdOnline(c) => c.lr,
+        }
+    }
+
+    /// Sets the learning rate.
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            OptimizerConfig::Sgd(c) => c.lr = lr,
+            OptimizerConfig::Ngd(c) => c.lr = lr,
+            OptimizerConfig::Kfac(c) => c.lr = lr,
+            OptimizerConfig::NgdOnline(c) => c.lr = lr,
+        }
+    }
+
+    /// The same settings with `seed` for the label draws of the natural-gradient methods.
+    pub fn with_seed(&self, seed: u64) -> Self {
+        match self {
+            OptimizerConfig::Ngd(c) => OptimizerConfig::Ngd(NgdConfig { seed, ..*c }),
+            OptimizerConfig::Kfac(c) => OptimizerConfig::Kfac(KfacConfig { seed, ..*c }),
+            other => other.clone(),
         }
     }
 
@@ -38,6 +65,8 @@ impl OptimizerConfig {
         match self {
             OptimizerConfig::Sgd(c) => c.validate(),
             OptimizerConfig::Ngd(c) => c.validate(),
+            OptimizerConfig::Kfac(c) => c.validate(),
+            OptimizerConfig::NgdOnline(c) => c.validate(),
         }
     }
 }
@@ -59,6 +88,13 @@ pub struct TrainConfig {
     /// forward pass over it); otherwise `train_loss` is the mean minibatch loss of the epoch.
     #[serde(default)]
     pub eval_train: bool,
+    /// λ̂, WBIC and Tr(H) after chosen epochs (none if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<crate::measure::MeasureConfig>,
+    /// Start from the final weights of this run (split runs) instead of a fresh
+    /// initialisation; the optimiser starts fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_from: Option<Box<TrainConfig>>,
 }
 
 impl TrainConfig {
@@ -67,6 +103,13 @@ impl TrainConfig {
         anyhow::ensure!(self.epochs > 0, "epochs must be at least 1");
         anyhow::ensure!(self.batch_size > 0, "batch-size must be at least 1");
         self.optimizer.validate()?;
+        if let Some(m) = &self.measure {
+            m.validate()?;
+        }
+        if let Some(parent) = &self.start_from {
+            anyhow::ensure!(parent.model == self.model, "start_from: the parent run trains another model");
+            parent.validate()?;
+        }
         Ok(())
     }
 
@@ -92,6 +135,8 @@ mod tests {
             seed: 0,
             split: SplitOptions::default(),
             eval_train: false,
+            measure: None,
+            start_from: None,
         }
     }
 

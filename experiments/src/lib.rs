@@ -14,7 +14,7 @@
 //!     model: "mlp-2x256".parse()?,
 //!     optimizer: OptimizerConfig::Sgd(SgdConfig { lr: 0.01, ..Default::default() }),
 //!     epochs: 1, batch_size: 128, seed: 0,
-//!     split: SplitOptions::default(), eval_train: false,
+//!     split: SplitOptions::default(), eval_train: false, measure: None, start_from: None,
 //! };
 //! let outcome = train::<B>(&config, &splits, &Default::default(), "ndarray", None, true)?;
 //! println!("val acc {}", outcome.summary.final_metrics.val_acc);
@@ -27,6 +27,7 @@ pub mod config;
 pub mod figures;
 pub mod measure;
 pub mod optimizer;
+pub mod report;
 pub mod reproduce;
 pub mod stats;
 pub mod store;

@@ -8,7 +8,7 @@ use burn::tensor::ElementConversion;
 use slt_datasets::ClassificationBatch;
 use slt_models::loss::cross_entropy;
 use slt_models::Classifier;
-use slt_optimizers::{Ngd, OptimError, OptimizerState, Sgd, StepStats};
+use slt_optimizers::{Kfac, Ngd, OnlineNgd, OptimError, OptimizerState, Sgd, StepStats};
 
 use crate::config::OptimizerConfig;
 
@@ -28,6 +28,8 @@ pub struct StepReport {
 pub enum AnyOptimizer<B: AutodiffBackend> {
     Sgd(Sgd<B>),
     Ngd(Ngd<B>),
+    Kfac(Kfac<B>),
+    NgdOnline(OnlineNgd<B>),
 }
 
 impl<B: AutodiffBackend> AnyOptimizer<B> {
@@ -36,6 +38,8 @@ impl<B: AutodiffBackend> AnyOptimizer<B> {
         Ok(match config {
             OptimizerConfig::Sgd(c) => AnyOptimizer::Sgd(Sgd::new(*c)?),
             OptimizerConfig::Ngd(c) => AnyOptimizer::Ngd(Ngd::new(*c)?),
+            OptimizerConfig::Kfac(c) => AnyOptimizer::Kfac(Kfac::new(*c)?),
+            OptimizerConfig::NgdOnline(c) => AnyOptimizer::NgdOnline(OnlineNgd::new(*c)?),
         })
     }
 
@@ -44,6 +48,8 @@ impl<B: AutodiffBackend> AnyOptimizer<B> {
         match self {
             AnyOptimizer::Sgd(o) => o.set_lr(lr),
             AnyOptimizer::Ngd(o) => o.set_lr(lr),
+            AnyOptimizer::Kfac(o) => o.set_lr(lr),
+            AnyOptimizer::NgdOnline(o) => o.set_lr(lr),
         }
     }
 
@@ -54,19 +60,31 @@ impl<B: AutodiffBackend> AnyOptimizer<B> {
         model: Classifier<B>,
         batch: &ClassificationBatch<B>,
     ) -> Result<(Classifier<B>, StepReport), OptimError> {
+        let first_order = |model: &Classifier<B>| {
+            let loss = cross_entropy(model.forward(batch.inputs.clone()), batch.one_hot.clone());
+            let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                return Err(OptimError::NonFiniteGradient { grad_norm: f64::NAN });
+            }
+            Ok((value, loss.backward()))
+        };
         match self {
             AnyOptimizer::Sgd(sgd) => {
-                let loss = cross_entropy(model.forward(batch.inputs.clone()), batch.one_hot.clone());
-                let value = loss.clone().into_scalar().elem::<f64>();
-                if !value.is_finite() {
-                    return Err(OptimError::NonFiniteGradient { grad_norm: f64::NAN });
-                }
-                let grads = loss.backward();
+                let (value, grads) = first_order(&model)?;
                 let (model, stats) = sgd.step(model, &grads)?;
+                Ok((model, StepReport { loss: value, stats, kappa: None }))
+            }
+            AnyOptimizer::NgdOnline(online) => {
+                let (value, grads) = first_order(&model)?;
+                let (model, stats) = online.step(model, &grads)?;
                 Ok((model, StepReport { loss: value, stats, kappa: None }))
             }
             AnyOptimizer::Ngd(ngd) => {
                 let (model, s) = ngd.step(model, batch.inputs.clone(), batch.one_hot.clone())?;
+                Ok((model, StepReport { loss: s.loss, stats: s.step, kappa: Some(s.kappa) }))
+            }
+            AnyOptimizer::Kfac(kfac) => {
+                let (model, s) = kfac.step(model, batch.inputs.clone(), batch.one_hot.clone())?;
                 Ok((model, StepReport { loss: s.loss, stats: s.step, kappa: Some(s.kappa) }))
             }
         }
@@ -77,6 +95,8 @@ impl<B: AutodiffBackend> AnyOptimizer<B> {
         match self {
             AnyOptimizer::Sgd(o) => o.export_state(model),
             AnyOptimizer::Ngd(o) => o.export_state(model),
+            AnyOptimizer::Kfac(o) => o.export_state(model),
+            AnyOptimizer::NgdOnline(o) => o.export_state(model),
         }
     }
 
@@ -85,6 +105,8 @@ impl<B: AutodiffBackend> AnyOptimizer<B> {
         match self {
             AnyOptimizer::Sgd(o) => o.import_state(model, state),
             AnyOptimizer::Ngd(o) => o.import_state(model, state),
+            AnyOptimizer::Kfac(o) => o.import_state(model, state),
+            AnyOptimizer::NgdOnline(o) => o.import_state(model, state),
         }
     }
 }

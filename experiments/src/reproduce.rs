@@ -1,47 +1,104 @@
-//! `reproduce-all`: runs every part of the reproduction that exists, at a profile's scale,
-//! into `experiments/results/`, skipping runs that already finished, and writes
-//! `experiments/results/report.md`. Parts that do not exist yet are listed as such — never
-//! faked.
+//! The reproduction: the paper's three experiment suites and its appendix (DESIGN.md 1, 4),
+//! at a profile's scale, into `experiments/results/<suite>/<run-id>/`, resumable, then the
+//! figures and `report.md` ([`crate::report`]).
 //!
-//! Today that is the SGD training runs the suites build on (`sgd-baselines`): every model ×
-//! dataset × seed of the profile, trained with the paper's SGD (momentum 0.9, Nesterov).
+//! * `s1-sgd-vs-ngd`: every dataset × model × seed × optimiser arm; λ̂ (two SGLD step sizes),
+//!   WBIC and Tr(H) after the measured epochs.
+//! * `s2-smoothing`: NGD over α (ε fixed) and over ε (α fixed).
+//! * `s3-split`: SGD for `pre_epochs` (measured every epoch), then from its final weights: SGD
+//!   at the same lr, SGD at a raised lr (the control) and NGD at each lr of a grid.
+//! * `a-overfit`: a small training subset, many epochs, measured along the way.
+//!
+//! A run is identified by the hash of its whole configuration (the parent's included for split
+//! runs); a finished run is reused, an interrupted one resumes from its last finished epoch.
+//! Runs execute in parallel on `jobs` threads; `--shard i/N` keeps every N-th run.
 
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use slt_datasets::{DatasetKind, RawSplits, SplitOptions};
 use slt_models::ModelSpec;
-use slt_optimizers::SgdConfig;
 
 use crate::config::{OptimizerConfig, TrainConfig};
+use crate::measure::MeasureConfig;
 use crate::train::{EpochMetrics, RunSummary};
 use crate::BackendKind;
 
-/// The suites of the paper's reproduction and whether this build implements them.
-pub const SUITES: [(&str, &str, bool); 5] = [
-    ("sgd-baselines", "SGD training runs the suites start from", true),
-    ("s1-sgd-vs-ngd", "SGD vs NGD: λ̂, WBIC, Tr(H) across widths (Figs. 1-2)", false),
-    ("s2-smoothing", "NGD Fisher smoothing α, ε vs λ̂ (Fig. 3)", false),
-    ("s3-split", "SGD then SGD/NGD split runs (Figs. 4-6)", false),
-    ("a-overfit", "λ̂, WBIC, Tr(H) while overfitting (Figs. 7-8)", false),
+/// The suites, in the order they run.
+pub const SUITES: [(&str, &str); 4] = [
+    ("s1-sgd-vs-ngd", "SGD vs NGD: λ̂, WBIC, Tr(H) across model sizes (Figs. 1-2)"),
+    ("s2-smoothing", "NGD Fisher smoothing α, ε vs λ̂ (Fig. 3)"),
+    ("s3-split", "SGD, then SGD / NGD copies from the same state (Figs. 4-6)"),
+    ("a-overfit", "λ̂, WBIC, Tr(H) while a model overfits (Figs. 7-8)"),
 ];
 
-/// The SGD-baseline part of a profile.
+/// Suite 1.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SgdBaselines {
+pub struct S1 {
     pub datasets: Vec<DatasetKind>,
     pub models: Vec<ModelSpec>,
     pub seeds: Vec<u64>,
     pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub momentum: f64,
-    pub nesterov: bool,
+    /// Names of entries of [`Profile::arms`]; the first is the SGD reference.
+    pub arms: Vec<String>,
+    #[serde(default)]
     pub train_subset: Option<usize>,
+}
+
+/// Suite 2.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S2 {
+    pub dataset: DatasetKind,
+    pub model: ModelSpec,
+    pub seeds: Vec<u64>,
+    pub epochs: usize,
+    /// The NGD arm whose α, ε are varied.
+    pub arm: String,
+    pub alphas: Vec<f64>,
+    /// ε values, swept at the arm's α.
+    pub fisher_epsilons: Vec<f64>,
+    #[serde(default)]
+    pub train_subset: Option<usize>,
+}
+
+/// Suite 3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct S3 {
+    pub dataset: DatasetKind,
+    pub model: ModelSpec,
+    pub seeds: Vec<u64>,
+    pub pre_epochs: usize,
+    pub post_epochs: usize,
+    /// The SGD arm (before and after the split).
+    pub sgd_arm: String,
+    /// The raised SGD lr of the control branch.
+    pub sgd_lr_control: f64,
+    /// The NGD arm continued after the split, at each lr of `ngd_lrs`.
+    pub ngd_arm: String,
+    pub ngd_lrs: Vec<f64>,
+    #[serde(default)]
+    pub train_subset: Option<usize>,
+}
+
+/// The appendix.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AOverfit {
+    pub dataset: DatasetKind,
+    pub model: ModelSpec,
+    pub seeds: Vec<u64>,
+    pub epochs: usize,
+    pub arm: String,
+    pub train_subset: usize,
+    #[serde(default)]
     pub val_subset: Option<usize>,
+    /// Measure every this many epochs.
+    pub every: usize,
 }
 
 /// A profile: the scale of every suite, read from `experiments/profiles/<name>.json`.
@@ -49,7 +106,22 @@ pub struct SgdBaselines {
 pub struct Profile {
     pub name: String,
     pub description: String,
-    pub sgd_baselines: SgdBaselines,
+    /// How each arm's learning rate was chosen (printed in the report).
+    pub lr_rule: String,
+    pub batch_size: usize,
+    /// What is measured (λ̂ at each SGLD step, Tr(H)); `every` applies to S1, S2 and S3.
+    pub measure: MeasureConfig,
+    /// Named optimiser settings the suites refer to.
+    pub arms: BTreeMap<String, OptimizerConfig>,
+    /// If set, the lr of every exact-NGD run is the arm's lr × (this d / the model's d): κ ∝ 1/d,
+    /// so this keeps η/κ — the step along directions the batch Fisher does not see — the same
+    /// across model sizes.
+    #[serde(default)]
+    pub ngd_lr_reference_d: Option<usize>,
+    pub s1: S1,
+    pub s2: S2,
+    pub s3: S3,
+    pub a_overfit: AOverfit,
 }
 
 /// The directory of the shipped profiles.
@@ -60,6 +132,27 @@ pub fn profiles_dir() -> PathBuf {
 /// The default results directory, `experiments/results`.
 pub fn default_results_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
+}
+
+/// One run of a suite, with what the report needs to place it.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    pub suite: &'static str,
+    /// Arm or branch name (`sgd`, `ngd`, `ngd-online`, `sgd-same-lr`, `sgd-high-lr`, `ngd`).
+    pub label: String,
+    pub config: TrainConfig,
+}
+
+impl PlannedRun {
+    /// The run's directory under `results`.
+    pub fn dir(&self, results: &Path) -> PathBuf {
+        results.join(self.suite).join(self.config.run_id())
+    }
+}
+
+/// With the run's seed for label draws (NGD) so that seeds differ between runs.
+fn seeded(optimizer: &OptimizerConfig, seed: u64) -> OptimizerConfig {
+    optimizer.with_seed(seed)
 }
 
 impl Profile {
@@ -76,41 +169,144 @@ impl Profile {
                 path.display()
             );
         }
-        crate::store::read_json(&path).with_context(|| format!("loading profile {}", path.display()))
+        let profile: Profile =
+            crate::store::read_json(&path).with_context(|| format!("loading profile {}", path.display()))?;
+        profile.validate().with_context(|| format!("profile {}", path.display()))?;
+        Ok(profile)
     }
 
-    /// The SGD-baseline run configurations of this profile.
-    pub fn sgd_baseline_configs(&self) -> Vec<TrainConfig> {
-        let s = &self.sgd_baselines;
+    fn arm(&self, name: &str) -> anyhow::Result<&OptimizerConfig> {
+        self.arms
+            .get(name)
+            .with_context(|| format!("arm '{name}' is not defined in \"arms\" (defined: {:?})", self.arms.keys().collect::<Vec<_>>()))
+    }
+
+    /// Checks that every referenced arm exists and every setting is in range.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.measure.validate()?;
+        for (name, arm) in &self.arms {
+            arm.validate().with_context(|| format!("arm '{name}'"))?;
+        }
+        for name in self.s1.arms.iter().chain([&self.s2.arm, &self.s3.sgd_arm, &self.s3.ngd_arm, &self.a_overfit.arm]) {
+            self.arm(name)?;
+        }
+        anyhow::ensure!(matches!(self.arm(&self.s2.arm)?, OptimizerConfig::Ngd(_)), "s2.arm must be an exact-NGD arm");
+        anyhow::ensure!(matches!(self.arm(&self.s3.sgd_arm)?, OptimizerConfig::Sgd(_)), "s3.sgd_arm must be an SGD arm");
+        anyhow::ensure!(self.a_overfit.every > 0, "a_overfit.every must be at least 1");
+        Ok(())
+    }
+
+    /// `optimizer` for `model`, seeded, with the lr rule of [`Profile::ngd_lr_reference_d`].
+    fn optimizer_for(&self, optimizer: &OptimizerConfig, model: ModelSpec, seed: u64) -> OptimizerConfig {
+        let mut o = optimizer.with_seed(seed);
+        if let (OptimizerConfig::Ngd(c), Some(reference)) = (&mut o, self.ngd_lr_reference_d) {
+            let d = model.num_params();
+            c.lr *= reference as f64 / d as f64;
+        }
+        o
+    }
+
+    fn base(&self, dataset: DatasetKind, model: ModelSpec, seed: u64, epochs: usize, subset: Option<usize>) -> TrainConfig {
+        TrainConfig {
+            dataset,
+            model,
+            optimizer: OptimizerConfig::Sgd(Default::default()),
+            epochs,
+            batch_size: self.batch_size,
+            seed,
+            split: SplitOptions {
+                train_subset: subset,
+                val_subset: None,
+                val_from_train: None,
+                seed,
+            },
+            eval_train: false,
+            measure: Some(self.measure.clone()),
+            start_from: None,
+        }
+    }
+
+    /// The runs of `suite` (children of split runs after their parents).
+    pub fn runs(&self, suite: &str) -> anyhow::Result<Vec<PlannedRun>> {
         let mut out = Vec::new();
-        for &dataset in &s.datasets {
-            for &model in &s.models {
-                for &seed in &s.seeds {
-                    out.push(TrainConfig {
-                        dataset,
-                        model,
-                        optimizer: OptimizerConfig::Sgd(SgdConfig {
-                            lr: s.lr,
-                            momentum: s.momentum,
-                            nesterov: s.nesterov,
-                            weight_decay: 0.0,
-                        }),
-                        epochs: s.epochs,
-                        batch_size: s.batch_size,
-                        seed,
-                        split: SplitOptions {
-                            train_subset: s.train_subset,
-                            val_subset: s.val_subset,
-                            val_from_train: None,
-                            seed,
-                        },
-                        eval_train: false,
-                    });
+        match suite {
+            "s1-sgd-vs-ngd" => {
+                let s = &self.s1;
+                for &dataset in &s.datasets {
+                    for &model in &s.models {
+                        for arm in &s.arms {
+                            for &seed in &s.seeds {
+                                let mut c = self.base(dataset, model, seed, s.epochs, s.train_subset);
+                                c.optimizer = self.optimizer_for(self.arm(arm)?, model, seed);
+                                out.push(PlannedRun { suite: "s1-sgd-vs-ngd", label: arm.clone(), config: c });
+                            }
+                        }
+                    }
                 }
             }
+            "s2-smoothing" => {
+                let s = &self.s2;
+                let OptimizerConfig::Ngd(ngd) = self.arm(&s.arm)? else { unreachable!("validated") };
+                let mut variants: Vec<(String, f64, f64)> = s.alphas.iter().map(|&a| (format!("alpha={a:e}"), a, ngd.fisher_eps)).collect();
+                variants.extend(s.fisher_epsilons.iter().map(|&e| (format!("eps={e:e}"), ngd.alpha, e)));
+                for (label, alpha, fisher_eps) in variants {
+                    for &seed in &s.seeds {
+                        let mut c = self.base(s.dataset, s.model, seed, s.epochs, s.train_subset);
+                        let o = OptimizerConfig::Ngd(slt_optimizers::NgdConfig { alpha, fisher_eps, ..*ngd });
+                        c.optimizer = self.optimizer_for(&o, s.model, seed);
+                        out.push(PlannedRun { suite: "s2-smoothing", label: label.clone(), config: c });
+                    }
+                }
+            }
+            "s3-split" => {
+                let s = &self.s3;
+                let sgd = self.arm(&s.sgd_arm)?;
+                let ngd = self.arm(&s.ngd_arm)?;
+                for &seed in &s.seeds {
+                    let mut parent = self.base(s.dataset, s.model, seed, s.pre_epochs, s.train_subset);
+                    parent.optimizer = seeded(sgd, seed);
+                    out.push(PlannedRun { suite: "s3-split", label: "pre-split".into(), config: parent.clone() });
+                    let child = |label: String, optimizer: OptimizerConfig| {
+                        let mut c = self.base(s.dataset, s.model, seed, s.post_epochs, s.train_subset);
+                        c.optimizer = optimizer;
+                        c.start_from = Some(Box::new(parent.clone()));
+                        PlannedRun { suite: "s3-split", label, config: c }
+                    };
+                    out.push(child("sgd-same-lr".into(), seeded(sgd, seed)));
+                    let mut raised = seeded(sgd, seed);
+                    if let OptimizerConfig::Sgd(c) = &mut raised {
+                        c.lr = s.sgd_lr_control;
+                    }
+                    out.push(child(format!("sgd-lr={:e}", s.sgd_lr_control), raised));
+                    for &lr in &s.ngd_lrs {
+                        let mut o = ngd.clone();
+                        set_lr(&mut o, lr);
+                        let o = self.optimizer_for(&o, s.model, seed);
+                        out.push(child(format!("ngd-lr={lr:e}"), o));
+                    }
+                }
+            }
+            "a-overfit" => {
+                let s = &self.a_overfit;
+                for &seed in &s.seeds {
+                    let mut c = self.base(s.dataset, s.model, seed, s.epochs, Some(s.train_subset));
+                    c.split.val_subset = s.val_subset;
+                    c.optimizer = self.optimizer_for(self.arm(&s.arm)?, s.model, seed);
+                    c.measure = Some(MeasureConfig { every: s.every, ..self.measure.clone() });
+                    out.push(PlannedRun { suite: "a-overfit", label: s.arm.clone(), config: c });
+                }
+            }
+            other => anyhow::bail!(
+                "unknown suite '{other}' (suites: {})",
+                SUITES.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
+            ),
         }
-        out
+        Ok(out)
     }
+}
+
+fn set_lr(optimizer: &mut OptimizerConfig, lr: f64) {
+    optimizer.set_lr(lr)
 }
 
 /// Options of a reproduction.
@@ -121,138 +317,207 @@ pub struct ReproduceOptions {
     pub data_dir: PathBuf,
     pub results_dir: PathBuf,
     pub show_progress: bool,
+    /// Runs executed at once (1 = one after the other, with per-epoch progress bars).
+    pub jobs: usize,
+    /// `(i, n)`: run only the runs whose index is i modulo n (0-based), as one task of an array job.
+    pub shard: Option<(usize, usize)>,
 }
 
-/// A finished (or skipped) run, for the report.
+/// A finished (or reused) run.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
-    pub config: TrainConfig,
-    pub summary: RunSummary,
+    pub planned: PlannedRun,
+    /// `None` when the run diverged.
+    pub summary: Option<RunSummary>,
+    /// The epochs it finished (all of them unless it diverged).
     pub metrics: Vec<EpochMetrics>,
     pub reused: bool,
+    /// Why the run stopped early: training diverged (a result of the sweep, kept in
+    /// `diverged.json`, never retried).
+    pub diverged: Option<String>,
 }
 
-/// Trains `config` into `dir` unless `dir/summary.json` says it already finished.
-pub fn run_or_reuse(
-    config: &TrainConfig,
-    splits: &slt_datasets::Splits,
-    backend: BackendKind,
-    dir: &Path,
-    show_progress: bool,
-) -> anyhow::Result<RunRecord> {
+/// The marker a diverged run leaves in its folder.
+pub const DIVERGED_FILE: &str = "diverged.json";
+
+/// Reads a finished run from `dir`, if it finished.
+pub fn load_finished(planned: &PlannedRun, results: &Path) -> anyhow::Result<Option<RunRecord>> {
+    let dir = planned.dir(results);
     let summary_path = dir.join("summary.json");
-    if summary_path.exists() {
-        let stored: TrainConfig = crate::store::read_json(&dir.join("config.json"))?;
-        anyhow::ensure!(
-            &stored == config,
-            "{}: holds a different configuration than its run id says; move it away",
-            dir.display()
-        );
-        return Ok(RunRecord {
-            config: config.clone(),
-            summary: crate::store::read_json(&summary_path)?,
-            metrics: crate::store::read_jsonl(&dir.join("metrics.jsonl"))?,
+    let diverged_path = dir.join(DIVERGED_FILE);
+    if !summary_path.exists() && !diverged_path.exists() {
+        return Ok(None);
+    }
+    let stored: TrainConfig = crate::store::read_json(&dir.join("config.json"))?;
+    anyhow::ensure!(
+        stored == planned.config,
+        "{}: holds a different configuration than its run id says; move it away",
+        dir.display()
+    );
+    if !summary_path.exists() {
+        let note: serde_json::Value = crate::store::read_json(&diverged_path)?;
+        let metrics_path = dir.join("metrics.jsonl");
+        return Ok(Some(RunRecord {
+            planned: planned.clone(),
+            summary: None,
+            metrics: if metrics_path.exists() { crate::store::read_jsonl(&metrics_path)? } else { Vec::new() },
             reused: true,
-        });
+            diverged: Some(note["message"].as_str().unwrap_or("diverged").to_string()),
+        }));
     }
+    Ok(Some(RunRecord {
+        planned: planned.clone(),
+        summary: Some(crate::store::read_json(&summary_path)?),
+        metrics: crate::store::read_jsonl(&dir.join("metrics.jsonl"))?,
+        reused: true,
+        diverged: None,
+    }))
+}
+
+/// The data of every dataset a set of runs needs, loaded once.
+struct DataCache {
+    dir: PathBuf,
+    raw: Mutex<BTreeMap<String, std::sync::Arc<RawSplits>>>,
+}
+
+impl DataCache {
+    fn get(&self, kind: DatasetKind) -> anyhow::Result<std::sync::Arc<RawSplits>> {
+        let mut raw = self.raw.lock().expect("no panics while holding the lock");
+        if let Some(r) = raw.get(kind.name()) {
+            return Ok(r.clone());
+        }
+        let loaded = std::sync::Arc::new(RawSplits::load(kind, &self.dir).with_context(|| format!("loading {kind}"))?);
+        raw.insert(kind.name().to_string(), loaded.clone());
+        Ok(loaded)
+    }
+}
+
+/// Trains `planned` unless it finished; a split run starts from its parent's final weights
+/// (the parent must have finished).
+fn execute(planned: &PlannedRun, data: &DataCache, options: &ReproduceOptions, show_progress: bool) -> anyhow::Result<RunRecord> {
+    if let Some(done) = load_finished(planned, &options.results_dir)? {
+        return Ok(done);
+    }
+    let config = &planned.config;
+    let splits = data.get(config.dataset)?.split(&config.split)?;
+    let dir = planned.dir(&options.results_dir);
+    let parent_weights = config.start_from.as_ref().map(|parent| {
+        options.results_dir.join(planned.suite).join(parent.run_id()).join("weights.safetensors")
+    });
+    let backend = options.backend;
     let outcome = crate::with_backend!(backend, |B, device| {
-        crate::train::train::<B>(config, splits, &device, backend.name(), Some(dir), show_progress)
+        let initial = match &parent_weights {
+            Some(path) => Some(
+                crate::weights::load(config.model.init::<B>(config.seed, &device), path)
+                    .with_context(|| format!("the parent run of {} has not finished", dir.display()))?,
+            ),
+            None => None,
+        };
+        crate::train::train_from::<B>(config, &splits, &device, backend.name(), Some(&dir), show_progress, initial)
             .map(|o| (o.metrics, o.summary))
-    })?;
-    Ok(RunRecord {
-        config: config.clone(),
-        summary: outcome.1,
-        metrics: outcome.0,
-        reused: false,
-    })
+    });
+    match outcome {
+        Ok((metrics, summary)) => Ok(RunRecord { planned: planned.clone(), summary: Some(summary), metrics, reused: false, diverged: None }),
+        Err(e) if format!("{e:#}").contains("training diverged") => {
+            // A diverging setting is a finding of the sweep: record it, keep going.
+            let message = format!("{e:#}");
+            crate::store::write_json(&dir.join(DIVERGED_FILE), &serde_json::json!({ "message": message }))?;
+            let metrics_path = dir.join("metrics.jsonl");
+            let metrics = if metrics_path.exists() { crate::store::read_jsonl(&metrics_path)? } else { Vec::new() };
+            Ok(RunRecord { planned: planned.clone(), summary: None, metrics, reused: false, diverged: Some(message) })
+        }
+        Err(e) => Err(e.context(format!("{} {} ({})", planned.suite, planned.label, dir.display()))),
+    }
 }
 
-/// Runs every implemented part of the reproduction and writes the report; returns its path.
-pub fn reproduce_all(options: &ReproduceOptions) -> anyhow::Result<PathBuf> {
-    let started = Instant::now();
-    let configs = options.profile.sgd_baseline_configs();
-    let suite_dir = options.results_dir.join("sgd-baselines");
-    let mut records = Vec::new();
-    let mut loaded: Option<(DatasetKind, RawSplits)> = None;
-    for (i, config) in configs.iter().enumerate() {
-        if loaded.as_ref().map(|(k, _)| *k) != Some(config.dataset) {
-            let raw = RawSplits::load(config.dataset, &options.data_dir)
-                .with_context(|| format!("loading {}", config.dataset))?;
-            loaded = Some((config.dataset, raw));
-        }
-        let splits = loaded.as_ref().expect("just loaded").1.split(&config.split)?;
-        let dir = suite_dir.join(config.run_id());
-        if options.show_progress {
-            eprintln!(
-                "[{}/{}] sgd-baselines {} {} seed {} -> {}",
-                i + 1,
-                configs.len(),
-                config.dataset,
-                config.model,
-                config.seed,
-                dir.display()
-            );
-        }
-        let record = run_or_reuse(config, &splits, options.backend, &dir, options.show_progress)?;
-        if record.reused && options.show_progress {
-            eprintln!("    already finished: reused");
-        }
-        records.push(record);
+/// Runs `suites` (all of them if empty); returns every run's record in plan order.
+pub fn run_suites(options: &ReproduceOptions, suites: &[&str]) -> anyhow::Result<Vec<RunRecord>> {
+    let names: Vec<&str> = if suites.is_empty() { SUITES.iter().map(|s| s.0).collect() } else { suites.to_vec() };
+    let mut plan = Vec::new();
+    for name in names {
+        plan.extend(options.profile.runs(name)?);
     }
-    let report = render_report(options, &records, started.elapsed().as_secs_f64());
-    let path = options.results_dir.join("report.md");
-    crate::store::write_atomic(&path, report.as_bytes())?;
-    Ok(path)
-}
-
-fn render_report(options: &ReproduceOptions, records: &[RunRecord], seconds: f64) -> String {
-    let mut md = String::new();
-    let _ = writeln!(md, "# Reproduction report: NGD vs SGD degeneracy (arXiv 2409.04913)\n");
-    let _ = writeln!(
-        md,
-        "Profile `{}` ({}), backend `{}`, {:.0} s wall clock.\n",
-        options.profile.name, options.profile.description, options.backend, seconds
-    );
-    let _ = writeln!(md, "## Suites\n\n| suite | what | status |\n|---|---|---|");
-    for (name, what, implemented) in SUITES {
-        let status = if implemented { "ran" } else { "**not implemented yet** — no result" };
-        let _ = writeln!(md, "| `{name}` | {what} | {status} |");
-    }
-    let _ = writeln!(
-        md,
-        "\n## Claims\n\nNone of the paper's four claims can be tested yet: every one compares NGD with \
-         SGD, and NGD is not implemented; the suites that measure λ̂ (slt-estimators) and Tr(H) \
-         (slt-hessian) over training are not written either. No verdict is given.\n"
-    );
-    let _ = writeln!(
-        md,
-        "## SGD baselines\n\nSGD, lr {}, momentum {}, Nesterov {}, batch {}, {} epochs. \
-         Final epoch; `train_loss` is the mean minibatch loss of the last epoch.\n",
-        options.profile.sgd_baselines.lr,
-        options.profile.sgd_baselines.momentum,
-        options.profile.sgd_baselines.nesterov,
-        options.profile.sgd_baselines.batch_size,
-        options.profile.sgd_baselines.epochs
-    );
-    let _ = writeln!(
-        md,
-        "| dataset | model | seed | train loss | val loss | val acc | ‖update‖ mean | s/epoch | run |\n|---|---|---|---|---|---|---|---|---|"
-    );
-    for r in records {
-        let m = &r.summary.final_metrics;
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.3} | {:.2} | `{}` |",
-            r.config.dataset,
-            r.config.model,
-            r.config.seed,
-            m.train_loss,
-            m.val_loss,
-            m.val_acc,
-            m.update_norm_mean,
-            r.summary.train_seconds / r.metrics.len().max(1) as f64,
-            r.summary.run_id
+    // The same configuration can appear twice in a suite (S2's α and ε sweeps share the
+    // arm's own point): train it once.
+    let mut seen = std::collections::HashSet::new();
+    plan.retain(|r| seen.insert((r.suite, r.config.run_id())));
+    let selected: Vec<PlannedRun> = match options.shard {
+        Some((i, n)) => plan.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, r)| r).collect(),
+        None => plan,
+    };
+    // Parents first (no start_from), then split children.
+    let (first, second): (Vec<_>, Vec<_>) = selected.iter().cloned().partition(|r| r.config.start_from.is_none());
+    let data = DataCache { dir: options.data_dir.clone(), raw: Mutex::new(BTreeMap::new()) };
+    let total = selected.len() as u64;
+    let bar = if options.show_progress {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("runs [{bar:30}] {pos}/{len} {per_sec:>10} ETA {eta:>5} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let per_run_progress = options.show_progress && options.jobs <= 1;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .build()
+        .context("building the job pool")?;
+    let mut records: Vec<RunRecord> = Vec::with_capacity(selected.len());
+    for phase in [first, second] {
+        let done: Vec<anyhow::Result<RunRecord>> = pool.install(|| {
+            phase
+                .par_iter()
+                .map(|planned| {
+                    let r = execute(planned, &data, options, per_run_progress);
+                    if let Ok(rec) = &r {
+                        bar.set_message(format!(
+                            "{} {} {} seed {}{}",
+                            planned.suite,
+                            planned.config.model,
+                            planned.label,
+                            planned.config.seed,
+                            if rec.reused { " (reused)" } else { "" }
+                        ));
+                    }
+                    bar.inc(1);
+                    r
+                })
+                .collect()
+        });
+        for r in done {
+            records.push(r?);
+        }
     }
-    md
+    bar.finish_and_clear();
+    Ok(records)
+}
+
+/// Runs every suite (or the shard of them), then writes figures and the report unless sharded
+/// and incomplete; returns the report's path if written.
+pub fn reproduce_all(options: &ReproduceOptions, suites: &[&str]) -> anyhow::Result<Option<PathBuf>> {
+    let started = Instant::now();
+    let records = run_suites(options, suites)?;
+    let seconds = started.elapsed().as_secs_f64();
+    // The report covers every suite of the profile: read what is on disk.
+    let mut all = Vec::new();
+    let mut missing = 0;
+    for (name, _) in SUITES {
+        for planned in options.profile.runs(name)? {
+            match load_finished(&planned, &options.results_dir)? {
+                Some(r) => all.push(r),
+                None => missing += 1,
+            }
+        }
+    }
+    if missing > 0 && (options.shard.is_some() || !suites.is_empty()) {
+        if options.show_progress {
+            eprintln!("{missing} runs of the profile have not finished yet: no report (run the other shards/suites, then reproduce-all)");
+        }
+        return Ok(None);
+    }
+    let path = crate::report::write(options, &all, &records, seconds)?;
+    Ok(Some(path))
 }

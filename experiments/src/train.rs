@@ -42,6 +42,9 @@ pub struct EpochMetrics {
     /// Wall-clock seconds of the epoch's training steps (data assembly included, evaluation
     /// excluded).
     pub seconds: f64,
+    /// λ̂, WBIC, Tr(H) at the end of the epoch, if the run measures this epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<crate::measure::Measurement>,
 }
 
 /// What a finished run leaves in `summary.json`.
@@ -112,14 +115,32 @@ pub fn train<B: AutodiffBackend>(
     out: Option<&Path>,
     show_progress: bool,
 ) -> anyhow::Result<TrainOutcome<B>> {
+    train_from(config, splits, device, backend_name, out, show_progress, None)
+}
+
+/// [`train`] starting from `initial` (the final model of `config.start_from`, required when
+/// that is set) instead of a fresh initialisation.
+pub fn train_from<B: AutodiffBackend>(
+    config: &TrainConfig,
+    splits: &Splits,
+    device: &B::Device,
+    backend_name: &str,
+    out: Option<&Path>,
+    show_progress: bool,
+    initial: Option<Classifier<B>>,
+) -> anyhow::Result<TrainOutcome<B>> {
     config.validate()?;
+    anyhow::ensure!(
+        config.start_from.is_some() == initial.is_some(),
+        "a run with start_from needs the parent's final model, and only such a run takes one"
+    );
     let started = Instant::now();
     let run_id = config.run_id();
     if let Some(dir) = out {
         crate::store::write_json(&dir.join("config.json"), config)?;
     }
     let new_optimizer = || AnyOptimizer::<B>::new(&config.optimizer);
-    let mut model = config.model.init::<B>(config.seed, device);
+    let mut model = initial.unwrap_or_else(|| config.model.init::<B>(config.seed, device));
     let mut optimizer = new_optimizer()?;
     let mut metrics: Vec<EpochMetrics> = Vec::with_capacity(config.epochs);
     if let Some(dir) = out {
@@ -196,7 +217,22 @@ pub fn train<B: AutodiffBackend>(
             kappa_mean: kappa_sum.map(|k| k / steps as f64),
             steps,
             seconds,
+            measurement: None,
         };
+        let mut row = row;
+        if let Some(mc) = config.measure.as_ref().filter(|mc| mc.measures(epoch, config.epochs)) {
+            let m = crate::measure::measure_point(&model, train, mc, config.seed, epoch, device, show_progress)
+                .with_context(|| format!("measuring after epoch {epoch}"))?;
+            if show_progress {
+                let llc: Vec<String> = m
+                    .llc
+                    .iter()
+                    .map(|p| format!("λ̂(ε={:e}) {}", p.sgld_step, p.llc_mean.map_or("-".into(), |v| format!("{v:.2}"))))
+                    .collect();
+                eprintln!("    {} Tr(H) {:.2} ± {:.2} ‖g‖ {:.4} ({:.1} s)", llc.join(", "), m.trace_h, m.trace_h_se, m.grad_norm, m.seconds);
+            }
+            row.measurement = Some(m);
+        }
         if show_progress {
             eprintln!(
                 "{} {} epoch {epoch}/{}: train_loss {:.4} val_loss {:.4} val_acc {:.4} ({:.2} s, {:.2} ms/step)",

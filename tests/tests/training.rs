@@ -23,6 +23,8 @@ fn config(model: &str, epochs: usize, lr: f64, split: SplitOptions) -> TrainConf
         seed: 0,
         split,
         eval_train: false,
+        measure: None,
+        start_from: None,
     }
 }
 
@@ -85,7 +87,7 @@ fn diverging_training_stops_with_a_clear_error() {
 }
 
 #[test]
-fn reproduce_all_smoke_runs_then_reuses() {
+fn reproduce_all_smoke_runs_every_suite_then_reuses() {
     let profile = slt_experiments::reproduce::Profile::load("smoke").unwrap();
     let results = tempfile::tempdir().unwrap();
     let options = slt_experiments::reproduce::ReproduceOptions {
@@ -94,23 +96,42 @@ fn reproduce_all_smoke_runs_then_reuses() {
         data_dir: common::data_dir(),
         results_dir: results.path().to_path_buf(),
         show_progress: false,
+        jobs: 2,
+        shard: None,
     };
-    let report = slt_experiments::reproduce::reproduce_all(&options).unwrap();
+    let report = slt_experiments::reproduce::reproduce_all(&options, &[]).unwrap().expect("a report");
     let text = std::fs::read_to_string(&report).unwrap();
-    assert!(text.contains("not implemented yet"), "{text}");
-    let runs = profile.sgd_baseline_configs();
-    assert_eq!(runs.len(), 4);
-    for c in &runs {
-        let dir = results.path().join("sgd-baselines").join(c.run_id());
+    for claim in ["## Claim 1", "## Claim 2", "## Claim 3", "## Claim 4", "Claims at a glance", "## Hessian spectra"] {
+        assert!(text.contains(claim), "{claim} missing from:\n{text}");
+    }
+    let mut runs = Vec::new();
+    for (suite, _) in slt_experiments::reproduce::SUITES {
+        runs.extend(profile.runs(suite).unwrap());
+    }
+    assert_eq!(runs.len(), 6 + 8 + 2 * 5 + 2);
+    for r in &runs {
+        let dir = r.dir(results.path());
         for f in ["config.json", "metrics.jsonl", "weights.safetensors", "summary.json"] {
             assert!(dir.join(f).exists(), "{}", dir.join(f).display());
         }
-        assert!(text.contains(&c.run_id()));
+        let metrics: Vec<slt_experiments::train::EpochMetrics> = slt_experiments::store::read_jsonl(&dir.join("metrics.jsonl")).unwrap();
+        let last = metrics.last().unwrap().measurement.as_ref().expect("the last epoch is measured");
+        assert_eq!(last.llc.len(), 2, "λ̂ at two SGLD step sizes");
+        assert!(last.trace_h.is_finite());
     }
-    // A second call recomputes nothing: the weights files are untouched.
-    let stamp = |c: &TrainConfig| std::fs::metadata(results.path().join("sgd-baselines").join(c.run_id()).join("weights.safetensors")).unwrap().modified().unwrap();
+    for fig in ["fig1-llc-vs-width-sgld0", "fig2-over-epochs", "fig3-smoothing", "fig4-6-split", "fig7-overfit-over-epochs", "fig8-overfit-correlations", "hessian-spectra"] {
+        for ext in ["png", "svg"] {
+            let f = results.path().join("figures").join(format!("{fig}.{ext}"));
+            assert!(f.exists(), "{}", f.display());
+        }
+    }
+    // A second call recomputes nothing: the weights files are untouched, the report is the same
+    // (up to the line with this invocation's counts and time).
+    let stamp = |r: &slt_experiments::reproduce::PlannedRun| std::fs::metadata(r.dir(results.path()).join("weights.safetensors")).unwrap().modified().unwrap();
     let before: Vec<_> = runs.iter().map(stamp).collect();
-    slt_experiments::reproduce::reproduce_all(&options).unwrap();
+    let again = slt_experiments::reproduce::reproduce_all(&options, &[]).unwrap().unwrap();
     let after: Vec<_> = runs.iter().map(stamp).collect();
     assert_eq!(before, after);
+    let strip = |t: &str| t.lines().filter(|l| !l.starts_with("Profile `")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(strip(&text), strip(&std::fs::read_to_string(&again).unwrap()));
 }

@@ -44,13 +44,39 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Run one suite of the reproduction (see reproduce-all); the report is written when every
+    /// run of the profile has finished.
+    Suite {
+        /// s1-sgd-vs-ngd, s2-smoothing, s3-split or a-overfit.
+        name: String,
+        /// smoke, quick, paper, or a path to a profile JSON file.
+        #[arg(long, default_value = "quick")]
+        profile: String,
+        #[command(flatten)]
+        run: RunArgs,
+        /// ndarray, flex (default) or wgpu (when compiled in).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Results directory (default: experiments/results).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+        /// Where to fetch missing data from (see fetch-data --from).
+        #[arg(long)]
+        from: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Train one model and write config.json, metrics.jsonl, weights.safetensors, summary.json.
     Train(TrainArgs),
-    /// Run every implemented suite at a profile's scale and write experiments/results/report.md.
+    /// Run every suite (s1-sgd-vs-ngd, s2-smoothing, s3-split, a-overfit) at a profile's scale,
+    /// then write the figures and experiments/results/report.md. Finished runs are reused and
+    /// interrupted ones resume.
     ReproduceAll {
         /// smoke, quick, paper, or a path to a profile JSON file.
         #[arg(long, default_value = "quick")]
         profile: String,
+        #[command(flatten)]
+        run: RunArgs,
         /// ndarray (default), flex or wgpu (when compiled in).
         #[arg(long)]
         backend: Option<String>,
@@ -78,7 +104,8 @@ struct TrainArgs {
     /// mlp-<depth>x<width>, lenet5 or lenet5-e<k>.
     #[arg(long, default_value = "mlp-2x256")]
     model: String,
-    /// sgd, ngd (exact minibatch-Fisher NGD).
+    /// sgd, ngd (exact minibatch-Fisher NGD), ngd-online (the paper's code: Povey et al.'s online
+    /// natural gradient with --alpha, --eta, --eps, --delta, --update-period) or kfac.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     #[arg(long, default_value_t = 0.01)]
@@ -93,6 +120,15 @@ struct TrainArgs {
     /// empirical (the data labels).
     #[arg(long, default_value = "sampled")]
     fisher: String,
+    /// Online NGD: moving-average rate η of the Fisher estimate.
+    #[arg(long, default_value_t = 0.9)]
+    eta: f64,
+    /// Online NGD: δ.
+    #[arg(long, default_value_t = 5e-4)]
+    delta: f64,
+    /// Online NGD: refresh the estimate every this many steps (after the first 10).
+    #[arg(long, default_value_t = 4)]
+    update_period: usize,
     #[arg(long, default_value_t = 0.0)]
     momentum: f64,
     #[arg(long)]
@@ -124,6 +160,66 @@ struct TrainArgs {
     force: bool,
     #[command(flatten)]
     data: DataArgs,
+}
+
+/// How suites run: parallel jobs and sharding.
+#[derive(clap::Args, Clone, Copy)]
+struct RunArgs {
+    /// Runs executed at once (default: the number of CPU cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard I of N (0-based), e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`;
+    /// merge by running reproduce-all afterwards on the same results directory.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--shard {s}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reproduce(
+    profile: &str,
+    suites: &[&str],
+    run: RunArgs,
+    backend: Option<String>,
+    results_dir: Option<PathBuf>,
+    from: Option<String>,
+    data: DataArgs,
+) -> anyhow::Result<()> {
+    let profile = Profile::load(profile)?;
+    let backend = parse_backend(backend.as_deref())?;
+    let data_dir = resolve_data_dir(data.data_dir.as_deref());
+    let mut datasets: Vec<DatasetKind> = profile.s1.datasets.clone();
+    datasets.extend([profile.s2.dataset, profile.s3.dataset, profile.a_overfit.dataset]);
+    datasets.sort_by_key(|d| d.name());
+    datasets.dedup();
+    fetch(&datasets, &data_dir, from.as_deref())?;
+    let jobs = run.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    anyhow::ensure!(jobs > 0, "--jobs must be at least 1");
+    let report = reproduce_all(
+        &ReproduceOptions {
+            profile,
+            backend,
+            data_dir,
+            results_dir: results_dir.unwrap_or_else(default_results_dir),
+            show_progress: true,
+            jobs,
+            shard: run.shard,
+        },
+        suites,
+    )?;
+    if let Some(report) = report {
+        eprintln!("report: {}", report.display());
+    }
+    Ok(())
 }
 
 /// The backend named by `--backend`, or the default compiled one.
@@ -176,7 +272,30 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             weight_decay: args.weight_decay,
             seed: args.seed,
         }),
-        other => anyhow::bail!("--optimizer {other}: expected sgd or ngd"),
+        "kfac" => OptimizerConfig::Kfac(slt_optimizers::KfacConfig {
+            lr: args.lr,
+            alpha: args.alpha,
+            fisher_eps: args.fisher_eps,
+            fisher: args.fisher.parse().map_err(anyhow::Error::msg).context("--fisher")?,
+            momentum: args.momentum,
+            nesterov: args.nesterov,
+            weight_decay: args.weight_decay,
+            seed: args.seed,
+            ..Default::default()
+        }),
+        "ngd-online" => OptimizerConfig::NgdOnline(slt_optimizers::OnlineNgdConfig {
+            lr: args.lr,
+            momentum: args.momentum,
+            nesterov: args.nesterov,
+            weight_decay: args.weight_decay,
+            alpha: args.alpha,
+            eta: args.eta,
+            epsilon: args.fisher_eps,
+            delta: args.delta,
+            update_period: args.update_period,
+            ..slt_optimizers::OnlineNgdConfig::paper()
+        }),
+        other => anyhow::bail!("--optimizer {other}: expected sgd, ngd, ngd-online or kfac"),
     };
     let config = TrainConfig {
         dataset,
@@ -192,6 +311,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             seed: args.seed,
         },
         eval_train: args.eval_train,
+        measure: None,
+        start_from: None,
     };
     config.validate().context("invalid training options")?;
     let out = args
@@ -225,25 +346,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fetch(&datasets_arg(&dataset)?, &data_dir, from.as_deref())
         }
         Command::Train(args) => train(args),
-        Command::ReproduceAll { profile, backend, results_dir, from, data } => {
-            let profile = Profile::load(&profile)?;
-            let backend = parse_backend(backend.as_deref())?;
-            let data_dir = resolve_data_dir(data.data_dir.as_deref());
-            fetch(&profile.sgd_baselines.datasets, &data_dir, from.as_deref())?;
-            for (name, what, implemented) in slt_experiments::reproduce::SUITES {
-                if !implemented {
-                    eprintln!("suite {name} ({what}): not implemented yet, skipped");
-                }
-            }
-            let report = reproduce_all(&ReproduceOptions {
-                profile,
-                backend,
-                data_dir,
-                results_dir: results_dir.unwrap_or_else(default_results_dir),
-                show_progress: true,
-            })?;
-            eprintln!("report: {}", report.display());
-            Ok(())
+        Command::ReproduceAll { profile, run, backend, results_dir, from, data } => {
+            reproduce(&profile, &[], run, backend, results_dir, from, data)
+        }
+        Command::Suite { name, profile, run, backend, results_dir, from, data } => {
+            reproduce(&profile, &[name.as_str()], run, backend, results_dir, from, data)
         }
         Command::Llc(args) => llc::run(args),
         Command::Hessian(args) => hessian::run(args),

@@ -60,3 +60,63 @@ fn killed_run_resumes_to_the_same_result() {
     // The kill must have hit a running process for this test to mean anything.
     assert!(!finished_before_kill, "the run finished before it could be killed; make it longer");
 }
+
+fn reproduce_command(results: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.args([
+        "reproduce-all", "--profile", "smoke", "--jobs", "1",
+        "--data-dir", data_dir().to_str().unwrap(), "--results-dir", results.to_str().unwrap(),
+    ]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    c
+}
+
+/// The report without what legitimately differs between invocations (wall-clock times).
+fn report_without_times(results: &Path) -> String {
+    let text = std::fs::read_to_string(results.join("report.md")).unwrap();
+    let text = text.split("## Run times").next().unwrap().to_string();
+    text.lines().filter(|l| !l.starts_with("Profile `")).collect::<Vec<_>>().join("\n")
+}
+
+fn finished_runs(results: &Path) -> usize {
+    walk(results).into_iter().filter(|p| p.ends_with("summary.json")).count()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn reproduce_all_killed_twice_gives_the_same_report() {
+    let whole = tempfile::tempdir().unwrap();
+    assert!(reproduce_command(whole.path()).status().unwrap().success());
+    let total = finished_runs(whole.path());
+
+    let cut = tempfile::tempdir().unwrap();
+    // Kill after 3 and after 11 finished runs (the second time in the middle of the split runs),
+    // then let it finish.
+    for kill_after in [3, 11] {
+        let mut child = reproduce_command(cut.path()).spawn().unwrap();
+        let started = Instant::now();
+        while finished_runs(cut.path()) < kill_after && started.elapsed() < Duration::from_secs(300) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(finished_runs(cut.path()) < total, "the suite finished before it could be killed");
+    }
+    assert!(reproduce_command(cut.path()).status().unwrap().success());
+    assert_eq!(finished_runs(cut.path()), total);
+    assert_eq!(report_without_times(whole.path()), report_without_times(cut.path()));
+}

@@ -76,6 +76,24 @@ impl<'de> serde::Deserialize<'de> for ModelSpec {
 }
 
 impl ModelSpec {
+    /// Number of parameters d (without building the model).
+    pub fn num_params(&self) -> usize {
+        match *self {
+            ModelSpec::Mlp { depth, width } => {
+                let mut fan_in = INPUTS;
+                let mut d = 0;
+                for _ in 0..depth {
+                    d += fan_in * width + width;
+                    fan_in = width;
+                }
+                d + fan_in * CLASSES + CLASSES
+            }
+            ModelSpec::LeNet5 { extra_conv } => {
+                (6 * 25 + 6) + extra_conv * (6 * 6 * 25 + 6) + (16 * 6 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84) + (84 * CLASSES + CLASSES)
+            }
+        }
+    }
+
     /// Builds the model with parameters drawn from `seed` (identical on every backend).
     pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Classifier<B> {
         let mut rng = slt_core::seed::rng_for(seed, &[slt_core::seed::stream::INIT]);

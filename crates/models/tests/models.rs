@@ -21,6 +21,9 @@ fn parameter_counts() {
     assert_eq!(count("mlp-0x1"), 7850);
     assert_eq!(count("lenet5"), 44_426);
     assert_eq!(count("lenet5-e2"), 44_426 + 2 * (6 * 6 * 25 + 6));
+    for name in ["mlp-2x256", "mlp-1x16", "mlp-0x1", "mlp-3x7", "lenet5", "lenet5-e2"] {
+        assert_eq!(name.parse::<ModelSpec>().unwrap().num_params(), count(name), "{name}: ModelSpec::num_params");
+    }
 }
 
 #[test]

@@ -21,12 +21,16 @@
 //! assert!(after < before);
 //! ```
 
+pub mod kfac;
 pub mod ngd;
 pub mod sgd;
 pub mod taps;
 
+pub use kfac::{Kfac, KfacConfig, KfacGradient, KfacStats};
 pub use ngd::{FisherKind, NaturalGradient, Ngd, NgdConfig, NgdStats};
 pub use sgd::{Sgd, SgdConfig};
+pub mod online;
+pub use online::{OnlineNgd, OnlineNgdConfig};
 
 /// What an optimiser step reports.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]

@@ -187,12 +187,56 @@ pub struct Ngd<B: AutodiffBackend> {
 }
 
 /// Σᵢ ℓᵢ = −Σᵢ Σ_k y_ik log softmax(z_i)_k, shape `[1]`.
-fn nll_sum<B: burn::tensor::backend::Backend>(logits: Tensor<B, 2>, one_hot: Tensor<B, 2>) -> Tensor<B, 1> {
+pub(crate) fn nll_sum<B: burn::tensor::backend::Backend>(logits: Tensor<B, 2>, one_hot: Tensor<B, 2>) -> Tensor<B, 1> {
     (log_softmax(logits, 1) * one_hot).sum().neg()
 }
 
-fn to_host<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+pub(crate) fn to_host<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().iter::<f64>().collect()
+}
+
+/// The labels ỹᵢ of the score vectors at step `step`: the true labels (argmax of `targets`)
+/// for the empirical Fisher, else one draw per row of softmax(`logits`) from the stream
+/// `rng_for(seed, [FISHER, step])` (shared by every natural-gradient method, so that methods
+/// with the same seed draw the same labels at the same step).
+pub(crate) fn fisher_labels<B: AutodiffBackend>(
+    kind: FisherKind,
+    seed: u64,
+    step: u64,
+    logits: &Tensor<B, 2>,
+    targets: &Tensor<B, 2>,
+) -> Vec<usize> {
+    let classes = logits.dims()[1];
+    match kind {
+        FisherKind::Empirical => {
+            targets.clone().inner().argmax(1).into_data().iter::<i64>().map(|v| v as usize).collect::<Vec<_>>()
+        }
+        FisherKind::Sampled => {
+            let probs = to_host(softmax(logits.clone().inner(), 1));
+            let mut rng = slt_core::seed::rng_for(seed, &[slt_core::seed::stream::FISHER, step]);
+            probs
+                .chunks(classes)
+                .map(|p| {
+                    let u: f64 = rng.random::<f64>() * p.iter().sum::<f64>();
+                    let mut acc = 0.0;
+                    p.iter().position(|&q| {
+                        acc += q;
+                        u < acc
+                    })
+                    .unwrap_or(classes - 1)
+                })
+                .collect()
+        }
+    }
+}
+
+/// One-hot rows `[labels.len(), classes]`.
+pub(crate) fn one_hot<B: burn::tensor::backend::Backend>(labels: &[usize], classes: usize, device: &B::Device) -> Tensor<B, 2> {
+    let mut one_hot = vec![0.0f64; labels.len() * classes];
+    for (i, &k) in labels.iter().enumerate() {
+        one_hot[i * classes + k] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(one_hot, [labels.len(), classes]), device)
 }
 
 fn column<B: burn::tensor::backend::Backend>(values: &[f64], device: &B::Device) -> Tensor<B, 2> {
@@ -273,37 +317,13 @@ impl<B: AutodiffBackend> Ngd<B> {
         if !loss.is_finite() {
             return Err(OptimError::NonFiniteGradient { grad_norm: f64::NAN });
         }
-        let fisher_labels = match self.config.fisher {
-            FisherKind::Empirical => {
-                targets.inner().argmax(1).into_data().iter::<i64>().map(|v| v as usize).collect::<Vec<_>>()
-            }
-            FisherKind::Sampled => {
-                let probs = to_host(softmax(logits.inner(), 1));
-                let mut rng = slt_core::seed::rng_for(self.config.seed, &[slt_core::seed::stream::FISHER, self.steps]);
-                probs
-                    .chunks(classes)
-                    .map(|p| {
-                        let u: f64 = rng.random::<f64>() * p.iter().sum::<f64>();
-                        let mut acc = 0.0;
-                        p.iter().position(|&q| {
-                            acc += q;
-                            u < acc
-                        })
-                        .unwrap_or(classes - 1)
-                    })
-                    .collect()
-            }
-        };
+        let fisher_labels = fisher_labels(self.config.fisher, self.config.seed, self.steps, &logits, &targets);
         let true_layers = recorder.layer_grads(&loss_sum.backward())?;
         // Pass 2 (sampled Fisher only): scores with the drawn labels.
         let fisher_layers = match self.config.fisher {
             FisherKind::Empirical => None,
             FisherKind::Sampled => {
-                let mut one_hot = vec![0.0f64; m * classes];
-                for (i, &k) in fisher_labels.iter().enumerate() {
-                    one_hot[i * classes + k] = 1.0;
-                }
-                let drawn = Tensor::<B, 2>::from_data(TensorData::new(one_hot, [m, classes]), &device);
+                let drawn = one_hot::<B>(&fisher_labels, classes, &device);
                 let mut recorder = Recorder::<B>::new();
                 let logits = model.forward_ops(input, &mut recorder);
                 Some(recorder.layer_grads(&nll_sum(logits, drawn).backward())?)

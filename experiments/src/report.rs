@@ -375,6 +375,7 @@ fn claim2(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], options: &Rep
         .collect();
     let _ = writeln!(md, "| parameter | SGLD step | ρ | p | n | final train loss range |\n|---|---|---|---|---|---|");
     let mut charts = Vec::new();
+    let mut confounded = false;
     for (param, prefix) in [("α", "alpha="), ("ε", "eps=")] {
         let sel: Vec<&&RunRecord> = runs.iter().filter(|r| r.planned.label.starts_with(prefix)).collect();
         let value = |r: &RunRecord| -> f64 {
@@ -389,6 +390,7 @@ fn claim2(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], options: &Rep
             losses.iter().cloned().fold(f64::INFINITY, f64::min),
             losses.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
         );
+        confounded |= hi > 1.5 * lo;
         let loss_range = format!("{lo:.3}–{hi:.3}{}", if hi > 1.5 * lo { " ⚠ confounded: the runs reached different losses" } else { "" });
         for (k, step) in steps.iter().enumerate() {
             let pairs: Vec<(f64, f64)> = sel.iter().filter_map(|r| last_measurement(r).and_then(|m| llc_at(m, k)).map(|l| (value(r), l))).collect();
@@ -423,7 +425,12 @@ fn claim2(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], options: &Rep
     let files = figures::panel_grid(&fig_dir.join("fig3-smoothing"), &format!("Final λ̂ vs Fisher smoothing (SGLD step {:e}; mean ± std)", steps[0]), 1, 2, &charts)?;
     figure_link(md, &files, "Figure 3", &options.results_dir);
     let _ = writeln!(md, "**Verdict: {}** — {}.", tally.verdict(), tally.describe());
-    Ok(("less smoothing ⇒ higher λ̂_NGD".into(), tally.verdict().into(), tally.describe()))
+    let verdict = if confounded {
+        format!("{}; ⚠ confounded: the sweep's runs reached different training losses", tally.verdict())
+    } else {
+        tally.verdict().to_string()
+    };
+    Ok(("less smoothing ⇒ higher λ̂_NGD".into(), verdict, tally.describe()))
 }
 
 fn claim3(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions, fig_dir: &Path, steps: &[f64]) -> anyhow::Result<ClaimRow> {

@@ -183,6 +183,20 @@ pub fn write(options: &ReproduceOptions, all: &[RunRecord], this_call: &[RunReco
 
 type ClaimRow = (String, String, String);
 
+/// A named quantity read from a measurement.
+type Quantity = (String, Box<dyn Fn(&Measurement) -> Option<f64>>);
+
+/// λ̂ at each SGLD step (named by `name(step)`), then Tr(H).
+fn llc_and_trace(steps: &[f64], name: impl Fn(f64) -> String) -> Vec<Quantity> {
+    let mut qs: Vec<Quantity> = steps
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| (name(s), Box::new(move |m: &Measurement| llc_at(m, k)) as Box<dyn Fn(&Measurement) -> Option<f64>>))
+        .collect();
+    qs.push(("Tr(H)".into(), Box::new(|m: &Measurement| Some(m.trace_h))));
+    qs
+}
+
 fn figure_link(md: &mut String, files: &figures::FigureFiles, caption: &str, base: &Path) {
     let _ = writeln!(md, "\n![{caption}]({}) ([SVG]({}))\n", rel_path(&files.png, base), rel_path(&files.svg, base));
 }
@@ -233,12 +247,7 @@ fn claim1(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions, fig_
                 if flag {
                     confounded += 1;
                 }
-                let mut qs: Vec<(String, Box<dyn Fn(&Measurement) -> Option<f64>>)> = steps
-                    .iter()
-                    .enumerate()
-                    .map(|(k, s)| (format!("λ̂ (SGLD ε={s:e})"), Box::new(move |m: &Measurement| llc_at(m, k)) as Box<dyn Fn(&Measurement) -> Option<f64>>))
-                    .collect();
-                qs.push(("Tr(H)".into(), Box::new(|m: &Measurement| Some(m.trace_h))));
+                let qs = llc_and_trace(steps, |s| format!("λ̂ (SGLD ε={s:e})"));
                 for (name, q) in &qs {
                     let a = quantity(&sgd, q.as_ref());
                     let b = quantity(&other, q.as_ref());
@@ -308,12 +317,7 @@ fn claim1(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions, fig_
     // Figure 2: λ̂ and Tr(H) over epochs for the largest model on the first dataset.
     if let (Some(&dataset), Some(&model)) = (s1.datasets.first(), s1.models.last()) {
         let mut charts = Vec::new();
-        let mut qs: Vec<(String, Box<dyn Fn(&Measurement) -> Option<f64>>)> = steps
-            .iter()
-            .enumerate()
-            .map(|(k, s)| (format!("λ̂ (SGLD {s:e})"), Box::new(move |m: &Measurement| llc_at(m, k)) as Box<dyn Fn(&Measurement) -> Option<f64>>))
-            .collect();
-        qs.push(("Tr(H)".into(), Box::new(|m: &Measurement| Some(m.trace_h))));
+        let qs = llc_and_trace(steps, |s| format!("λ̂ (SGLD {s:e})"));
         for (name, q) in &qs {
             let mut chart = Chart::new(format!("{name}, {model} on {dataset}"), "epoch", name.clone());
             for (a, arm) in s1.arms.iter().enumerate() {
@@ -507,12 +511,7 @@ fn claim3(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions, fig_
     }
     // Figures 4-6: λ̂, Tr(H), training loss over all epochs, split marked.
     let mut charts = Vec::new();
-    let mut qs: Vec<(String, Box<dyn Fn(&Measurement) -> Option<f64>>)> = steps
-        .iter()
-        .enumerate()
-        .map(|(k, s)| (format!("λ̂ (SGLD {s:e})"), Box::new(move |m: &Measurement| llc_at(m, k)) as Box<dyn Fn(&Measurement) -> Option<f64>>))
-        .collect();
-    qs.push(("Tr(H)".into(), Box::new(|m: &Measurement| Some(m.trace_h))));
+    let mut qs = llc_and_trace(steps, |s| format!("λ̂ (SGLD {s:e})"));
     qs.push(("eval loss".into(), Box::new(|m: &Measurement| Some(m.eval_loss))));
     let parent_runs: Vec<&RunRecord> = parents.values().copied().collect();
     for (name, q) in &qs {
@@ -558,13 +557,8 @@ fn claim4(md: &mut String, runs: &[&RunRecord], fig_dir: &Path, steps: &[f64]) -
     }
     diverged_line(md, runs);
     let mut tally = Tally::default();
-    let mut qs: Vec<(String, Box<dyn Fn(&Measurement) -> Option<f64>>)> = steps
-        .iter()
-        .enumerate()
-        .map(|(k, s)| (format!("λ̂ (SGLD {s:e})"), Box::new(move |m: &Measurement| llc_at(m, k)) as Box<dyn Fn(&Measurement) -> Option<f64>>))
-        .collect();
-    qs.push(("n·E_β[L] (WBIC-type)".into(), Box::new(|m: &Measurement| m.llc.first().and_then(|p| p.n_expected_loss))));
-    qs.push(("Tr(H)".into(), Box::new(|m: &Measurement| Some(m.trace_h))));
+    let mut qs = llc_and_trace(steps, |s| format!("λ̂ (SGLD {s:e})"));
+    qs.insert(steps.len(), ("n·E_β[L] (WBIC-type)".into(), Box::new(|m: &Measurement| m.llc.first().and_then(|p| p.n_expected_loss))));
     let _ = writeln!(md, "| quantity | Pearson r | p | Spearman ρ | p | n |\n|---|---|---|---|---|---|");
     let mut scatter = Vec::new();
     let mut over = Vec::new();

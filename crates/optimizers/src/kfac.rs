@@ -123,15 +123,7 @@ impl KfacConfig {
 
     /// Checks the ranges stated on each field.
     pub fn validate(&self) -> Result<(), OptimError> {
-        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
-            return Err(OptimError::InvalidConfig(format!("alpha = {} must be positive and finite", self.alpha)));
-        }
-        if !(self.fisher_eps >= 0.0 && self.fisher_eps.is_finite()) {
-            return Err(OptimError::InvalidConfig(format!(
-                "fisher_eps = {} must be non-negative and finite",
-                self.fisher_eps
-            )));
-        }
+        crate::ngd::validate_smoothing(self.alpha, self.fisher_eps)?;
         if !(0.0..1.0).contains(&self.decay) {
             return Err(OptimError::InvalidConfig(format!("decay = {} must lie in [0, 1)", self.decay)));
         }

@@ -124,15 +124,7 @@ impl NgdConfig {
 
     /// Checks the ranges stated on each field.
     pub fn validate(&self) -> Result<(), OptimError> {
-        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
-            return Err(OptimError::InvalidConfig(format!("alpha = {} must be positive and finite", self.alpha)));
-        }
-        if !(self.fisher_eps >= 0.0 && self.fisher_eps.is_finite()) {
-            return Err(OptimError::InvalidConfig(format!(
-                "fisher_eps = {} must be non-negative and finite",
-                self.fisher_eps
-            )));
-        }
+        validate_smoothing(self.alpha, self.fisher_eps)?;
         self.sgd().validate()
     }
 }
@@ -141,6 +133,17 @@ impl Default for NgdConfig {
     fn default() -> Self {
         Self { momentum: 0.0, nesterov: false, ..Self::paper() }
     }
+}
+
+/// Checks the damping settings of κ = (α/d)·max(tr F, ε): α > 0 and ε ≥ 0, both finite.
+pub(crate) fn validate_smoothing(alpha: f64, fisher_eps: f64) -> Result<(), OptimError> {
+    if !(alpha > 0.0 && alpha.is_finite()) {
+        return Err(OptimError::InvalidConfig(format!("alpha = {alpha} must be positive and finite")));
+    }
+    if !(fisher_eps >= 0.0 && fisher_eps.is_finite()) {
+        return Err(OptimError::InvalidConfig(format!("fisher_eps = {fisher_eps} must be non-negative and finite")));
+    }
+    Ok(())
 }
 
 /// The natural gradient F_s⁻¹g at one point, per parameter, with what it was computed from.

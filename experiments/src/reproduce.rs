@@ -150,10 +150,6 @@ impl PlannedRun {
     }
 }
 
-/// With the run's seed for label draws (NGD) so that seeds differ between runs.
-fn seeded(optimizer: &OptimizerConfig, seed: u64) -> OptimizerConfig {
-    optimizer.with_seed(seed)
-}
 
 impl Profile {
     /// Loads a profile by name (`smoke`, `quick`, `paper`) or from a path to a JSON file.
@@ -264,7 +260,7 @@ impl Profile {
                 let ngd = self.arm(&s.ngd_arm)?;
                 for &seed in &s.seeds {
                     let mut parent = self.base(s.dataset, s.model, seed, s.pre_epochs, s.train_subset);
-                    parent.optimizer = seeded(sgd, seed);
+                    parent.optimizer = sgd.with_seed(seed);
                     out.push(PlannedRun { suite: "s3-split", label: "pre-split".into(), config: parent.clone() });
                     let child = |label: String, optimizer: OptimizerConfig| {
                         let mut c = self.base(s.dataset, s.model, seed, s.post_epochs, s.train_subset);
@@ -272,15 +268,13 @@ impl Profile {
                         c.start_from = Some(Box::new(parent.clone()));
                         PlannedRun { suite: "s3-split", label, config: c }
                     };
-                    out.push(child("sgd-same-lr".into(), seeded(sgd, seed)));
-                    let mut raised = seeded(sgd, seed);
-                    if let OptimizerConfig::Sgd(c) = &mut raised {
-                        c.lr = s.sgd_lr_control;
-                    }
+                    out.push(child("sgd-same-lr".into(), sgd.with_seed(seed)));
+                    let mut raised = sgd.with_seed(seed);
+                    raised.set_lr(s.sgd_lr_control);
                     out.push(child(format!("sgd-lr={:e}", s.sgd_lr_control), raised));
                     for &lr in &s.ngd_lrs {
                         let mut o = ngd.clone();
-                        set_lr(&mut o, lr);
+                        o.set_lr(lr);
                         let o = self.optimizer_for(&o, s.model, seed);
                         out.push(child(format!("ngd-lr={lr:e}"), o));
                     }
@@ -305,9 +299,6 @@ impl Profile {
     }
 }
 
-fn set_lr(optimizer: &mut OptimizerConfig, lr: f64) {
-    optimizer.set_lr(lr)
-}
 
 /// Options of a reproduction.
 #[derive(Debug, Clone)]

@@ -206,7 +206,7 @@ pub fn train_from<B: AutodiffBackend>(
         } else {
             (loss_sum / train.len() as f64, None)
         };
-        let row = EpochMetrics {
+        let mut row = EpochMetrics {
             epoch,
             train_loss,
             train_acc,
@@ -219,7 +219,6 @@ pub fn train_from<B: AutodiffBackend>(
             seconds,
             measurement: None,
         };
-        let mut row = row;
         if let Some(mc) = config.measure.as_ref().filter(|mc| mc.measures(epoch, config.epochs)) {
             let m = crate::measure::measure_point(&model, train, mc, config.seed, epoch, device, show_progress)
                 .with_context(|| format!("measuring after epoch {epoch}"))?;

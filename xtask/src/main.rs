@@ -49,22 +49,8 @@ enum Command {
     Suite {
         /// s1-sgd-vs-ngd, s2-smoothing, s3-split or a-overfit.
         name: String,
-        /// smoke, quick, paper, or a path to a profile JSON file.
-        #[arg(long, default_value = "quick")]
-        profile: String,
         #[command(flatten)]
-        run: RunArgs,
-        /// ndarray, flex (default) or wgpu (when compiled in).
-        #[arg(long)]
-        backend: Option<String>,
-        /// Results directory (default: experiments/results).
-        #[arg(long)]
-        results_dir: Option<PathBuf>,
-        /// Where to fetch missing data from (see fetch-data --from).
-        #[arg(long)]
-        from: Option<String>,
-        #[command(flatten)]
-        data: DataArgs,
+        args: ReproduceArgs,
     },
     /// Train one model and write config.json, metrics.jsonl, weights.safetensors, summary.json.
     Train(TrainArgs),
@@ -72,22 +58,8 @@ enum Command {
     /// then write the figures and experiments/results/report.md. Finished runs are reused and
     /// interrupted ones resume.
     ReproduceAll {
-        /// smoke, quick, paper, or a path to a profile JSON file.
-        #[arg(long, default_value = "quick")]
-        profile: String,
         #[command(flatten)]
-        run: RunArgs,
-        /// ndarray (default), flex or wgpu (when compiled in).
-        #[arg(long)]
-        backend: Option<String>,
-        /// Results directory (default: experiments/results).
-        #[arg(long)]
-        results_dir: Option<PathBuf>,
-        /// Where to fetch missing data from (see fetch-data --from).
-        #[arg(long)]
-        from: Option<String>,
-        #[command(flatten)]
-        data: DataArgs,
+        args: ReproduceArgs,
     },
     /// Hessian trace (Hutchinson / Hutch++), top eigenvalues and spectral density of saved weights.
     Hessian(hessian::HessianArgs),
@@ -162,6 +134,27 @@ struct TrainArgs {
     data: DataArgs,
 }
 
+/// What reproduce-all and suite share: profile, execution, backend and where things are.
+#[derive(clap::Args)]
+struct ReproduceArgs {
+    /// smoke, quick, paper, or a path to a profile JSON file.
+    #[arg(long, default_value = "quick")]
+    profile: String,
+    #[command(flatten)]
+    run: RunArgs,
+    /// ndarray, flex (default) or wgpu (when compiled in).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Results directory (default: experiments/results).
+    #[arg(long)]
+    results_dir: Option<PathBuf>,
+    /// Where to fetch missing data from (see fetch-data --from).
+    #[arg(long)]
+    from: Option<String>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
 /// How suites run: parallel jobs and sharding.
 #[derive(clap::Args, Clone, Copy)]
 struct RunArgs {
@@ -184,17 +177,9 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn reproduce(
-    profile: &str,
-    suites: &[&str],
-    run: RunArgs,
-    backend: Option<String>,
-    results_dir: Option<PathBuf>,
-    from: Option<String>,
-    data: DataArgs,
-) -> anyhow::Result<()> {
-    let profile = Profile::load(profile)?;
+fn reproduce(suites: &[&str], args: ReproduceArgs) -> anyhow::Result<()> {
+    let ReproduceArgs { profile, run, backend, results_dir, from, data } = args;
+    let profile = Profile::load(&profile)?;
     let backend = parse_backend(backend.as_deref())?;
     let data_dir = resolve_data_dir(data.data_dir.as_deref());
     let mut datasets: Vec<DatasetKind> = profile.s1.datasets.clone();
@@ -346,12 +331,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fetch(&datasets_arg(&dataset)?, &data_dir, from.as_deref())
         }
         Command::Train(args) => train(args),
-        Command::ReproduceAll { profile, run, backend, results_dir, from, data } => {
-            reproduce(&profile, &[], run, backend, results_dir, from, data)
-        }
-        Command::Suite { name, profile, run, backend, results_dir, from, data } => {
-            reproduce(&profile, &[name.as_str()], run, backend, results_dir, from, data)
-        }
+        Command::ReproduceAll { args } => reproduce(&[], args),
+        Command::Suite { name, args } => reproduce(&[name.as_str()], args),
         Command::Llc(args) => llc::run(args),
         Command::Hessian(args) => hessian::run(args),
         Command::Bench(args) => bench::run(args),

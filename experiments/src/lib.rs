@@ -32,6 +32,7 @@ pub mod reproduce;
 pub mod stats;
 pub mod store;
 pub mod train;
+pub mod verdict;
 pub mod weights;
 
 pub use backend::BackendKind;

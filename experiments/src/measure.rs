@@ -4,7 +4,7 @@
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use slt_datasets::{ClassificationBatch, Dataset};
-use slt_estimators::{estimate_llc, EstimatorError, FnSource, LlcEstimate, SgldConfig};
+use slt_estimators::{estimate_llc, EstimatorError, FnSource, LlcEstimate, SgldConfig, Warning};
 use slt_models::loss::cross_entropy;
 use slt_models::Classifier;
 
@@ -55,6 +55,50 @@ pub struct MeasureConfig {
     pub hessian_batch_size: usize,
     /// Measure after every `every`-th epoch and always after the last (0: the last only).
     pub every: usize,
+    /// The validated λ̂ protocol, measured beside the paper's (none if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated: Option<ValidatedProtocol>,
+}
+
+/// A λ̂ protocol whose estimates the estimator's own diagnostics accept (DESIGN.md 3.4, 7):
+/// enough burn-in and draws that λ̂ has flattened, several chains (R-hat), and ε, γ such that
+/// the chains do not sit at the localisation scale √(d/γ). With `calibration`, ε and γ are
+/// chosen per run by [`slt_estimators::calibrate`] at its first measured epoch (short chains
+/// over the grid; the largest accepted ε, see [`choose_validated`]) and kept for its later
+/// epochs; otherwise `sgld`'s own ε and γ are used.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatedProtocol {
+    pub sgld: SgldConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationGrid>,
+    /// Measure at every measured epoch; otherwise only at the last epoch and at the first epoch
+    /// whose training loss reaches `matched_train_loss` (the two points the verdicts read).
+    #[serde(default)]
+    pub every_measured_epoch: bool,
+    /// The matched-convergence training-loss target of the run's dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_train_loss: Option<f64>,
+}
+
+impl ValidatedProtocol {
+    /// Whether epoch `epoch` of `epochs` (measured, with training loss `train_loss`) gets a
+    /// validated estimate, given the training losses of the earlier epochs.
+    pub fn due(&self, epoch: usize, epochs: usize, train_loss: f64, earlier: impl IntoIterator<Item = f64>) -> bool {
+        self.every_measured_epoch
+            || epoch == epochs
+            || self.matched_train_loss.is_some_and(|t| train_loss <= t && earlier.into_iter().all(|l| l > t))
+    }
+}
+
+/// The grid a validated protocol is calibrated over.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationGrid {
+    pub step_sizes: Vec<f64>,
+    pub localizations: Vec<f64>,
+    /// Draws (after `sgld.num_burnin`) of the short calibration chains.
+    pub draws: usize,
 }
 
 impl MeasureConfig {
@@ -71,6 +115,15 @@ impl MeasureConfig {
             "measure.sgld_steps must be positive"
         );
         anyhow::ensure!(self.hessian_batches * self.hessian_batch_size > 0, "measure: the Hessian needs examples");
+        if let Some(v) = &self.validated {
+            anyhow::ensure!(v.sgld.num_chains >= 2, "measure.validated.sgld.num_chains must be at least 2 (R-hat needs chains)");
+            if let Some(g) = &v.calibration {
+                anyhow::ensure!(
+                    !g.step_sizes.is_empty() && !g.localizations.is_empty() && g.draws >= 8,
+                    "measure.validated.calibration needs step sizes, localizations and at least 8 draws"
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -90,13 +143,45 @@ pub struct LlcPoint {
     pub localization_scale: Option<f64>,
     /// nβ·Tr(H)/(2γ).
     pub quadratic_prediction: Option<f64>,
-    pub warnings: Vec<String>,
+    /// What the estimator's diagnostics found (none: the estimate passed every check).
+    pub warnings: Vec<Warning>,
+    /// The localisation γ used.
+    #[serde(default)]
+    pub localization: f64,
+}
+
+impl LlcPoint {
+    fn new(step: f64, e: &LlcEstimate) -> Self {
+        Self {
+            sgld_step: step,
+            llc_mean: e.llc_mean,
+            llc_std: e.llc_std,
+            n_expected_loss: e.n_expected_loss,
+            is_wbic: e.wbic.is_some(),
+            n_beta: e.n_beta,
+            r_hat: e.r_hat,
+            mean_final_distance: e.mean_final_distance,
+            localization_scale: e.localization_scale,
+            quadratic_prediction: e.quadratic_prediction,
+            warnings: e.warnings.clone(),
+            localization: e.config.localization,
+        }
+    }
+
+    /// Whether the estimate exists and passed every diagnostic of the estimator.
+    pub fn passed(&self) -> bool {
+        self.llc_mean.is_some_and(f64::is_finite) && self.warnings.is_empty()
+    }
 }
 
 /// Everything measured at one point of a run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Measurement {
+    /// λ̂ under the paper's protocol, at each SGLD step of the configuration.
     pub llc: Vec<LlcPoint>,
+    /// λ̂ under the validated protocol (if configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated: Option<LlcPoint>,
     /// Hutchinson estimate of Tr(H) and its standard error.
     pub trace_h: f64,
     pub trace_h_se: f64,
@@ -107,13 +192,34 @@ pub struct Measurement {
     pub seconds: f64,
 }
 
+/// The (ε, γ) of a calibration sweep the validated protocol takes: among the grid points that
+/// pass every stability check and whose chains do not sit at the localisation scale, the
+/// largest ε that is consistent with the next smaller one (see [`slt_estimators::calibrate`]),
+/// else the smallest such ε; `None` when no grid point qualifies.
+pub fn choose_validated(cal: &slt_estimators::Calibration) -> Option<(f64, f64)> {
+    let accepted = |r: &&slt_estimators::CalibrationRow| {
+        r.stable && !r.warnings.iter().any(|w| matches!(w, Warning::AtLocalizationScale { .. } | Warning::HighRHat { .. }))
+    };
+    let by_step = |a: &&slt_estimators::CalibrationRow, b: &&slt_estimators::CalibrationRow| a.step_size.total_cmp(&b.step_size);
+    cal.rows
+        .iter()
+        .filter(accepted)
+        .filter(|r| r.consistent_with_smaller_step == Some(true))
+        .max_by(by_step)
+        .or_else(|| cal.rows.iter().filter(accepted).min_by(by_step))
+        .map(|r| (r.step_size, r.localization))
+}
+
 /// Measures `model` on `train` (the point w* after `epoch` epochs of the run seeded `seed`).
+/// `calibrated` is the validated protocol's (ε, γ) chosen at an earlier epoch of the run.
 pub fn measure_point<B: AutodiffBackend>(
     model: &Classifier<B>,
     train: &Dataset,
     config: &MeasureConfig,
     seed: u64,
     epoch: usize,
+    calibrated: Option<(f64, f64)>,
+    with_validated: bool,
     device: &B::Device,
     show_progress: bool,
 ) -> anyhow::Result<Measurement> {
@@ -151,22 +257,38 @@ pub fn measure_point<B: AutodiffBackend>(
             ..config.sgld.clone()
         };
         let e = llc_of_classifier(model, train, &sgld, device, show_progress)?.with_hessian_trace(trace.trace);
-        llc.push(LlcPoint {
-            sgld_step: step,
-            llc_mean: e.llc_mean,
-            llc_std: e.llc_std,
-            n_expected_loss: e.n_expected_loss,
-            is_wbic: e.wbic.is_some(),
-            n_beta: e.n_beta,
-            r_hat: e.r_hat,
-            mean_final_distance: e.mean_final_distance,
-            localization_scale: e.localization_scale,
-            quadratic_prediction: e.quadratic_prediction,
-            warnings: e.warnings.iter().map(|w| w.to_string()).collect(),
-        });
+        llc.push(LlcPoint::new(step, &e));
     }
+    let validated = match config.validated.as_ref().filter(|_| with_validated) {
+        None => None,
+        Some(v) => {
+            let (step_size, localization) = match (calibrated, &v.calibration) {
+                (Some(chosen), _) => chosen,
+                (None, Some(grid)) => {
+                    let base = SgldConfig {
+                        num_draws: grid.draws,
+                        seed: derive_seed(seed, &[stream::SGLD, epoch as u64, u64::MAX - 1]),
+                        ..v.sgld.clone()
+                    };
+                    let source = FnSource::new(train.len(), |idx: &[usize]| train.batch::<B>(idx, device));
+                    let cal = slt_estimators::calibrate(model, &source, &classifier_loss::<B>, &base, &grid.step_sizes, &grid.localizations)?;
+                    choose_validated(&cal).unwrap_or((v.sgld.step_size, v.sgld.localization))
+                }
+                (None, None) => (v.sgld.step_size, v.sgld.localization),
+            };
+            let sgld = SgldConfig {
+                step_size,
+                localization,
+                seed: derive_seed(seed, &[stream::SGLD, epoch as u64, u64::MAX]),
+                ..v.sgld.clone()
+            };
+            let e = llc_of_classifier(model, train, &sgld, device, show_progress)?.with_hessian_trace(trace.trace);
+            Some(LlcPoint::new(step_size, &e))
+        }
+    };
     Ok(Measurement {
         llc,
+        validated,
         trace_h: trace.trace,
         trace_h_se: trace.std_error,
         eval_loss,

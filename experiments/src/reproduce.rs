@@ -40,6 +40,7 @@ pub const SUITES: [(&str, &str); 4] = [
 
 /// Suite 1.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S1 {
     pub datasets: Vec<DatasetKind>,
     pub models: Vec<ModelSpec>,
@@ -49,26 +50,34 @@ pub struct S1 {
     pub arms: Vec<String>,
     #[serde(default)]
     pub train_subset: Option<usize>,
+    /// The models that get the validated λ̂ protocol (all if absent): it costs ~10× the paper's.
+    #[serde(default)]
+    pub validated_models: Option<Vec<ModelSpec>>,
 }
 
 /// Suite 2.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S2 {
     pub dataset: DatasetKind,
     pub model: ModelSpec,
     pub seeds: Vec<u64>,
     pub epochs: usize,
-    /// The NGD arm whose α, ε are varied.
-    pub arm: String,
+    /// The natural-gradient arms (exact NGD, online NGD or K-FAC) whose α and ε are varied.
+    pub arms: Vec<String>,
     pub alphas: Vec<f64>,
-    /// ε values, swept at the arm's α.
+    /// ε values (the floor of the smoothing), swept at each arm's α.
     pub fisher_epsilons: Vec<f64>,
+    /// Measure every this many epochs (and after the last) instead of `measure.every`.
+    #[serde(default)]
+    pub measure_every: Option<usize>,
     #[serde(default)]
     pub train_subset: Option<usize>,
 }
 
 /// Suite 3.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S3 {
     pub dataset: DatasetKind,
     pub model: ModelSpec,
@@ -88,6 +97,7 @@ pub struct S3 {
 
 /// The appendix.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AOverfit {
     pub dataset: DatasetKind,
     pub model: ModelSpec,
@@ -103,6 +113,7 @@ pub struct AOverfit {
 
 /// A profile: the scale of every suite, read from `experiments/profiles/<name>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
     pub name: String,
     pub description: String,
@@ -122,6 +133,11 @@ pub struct Profile {
     pub s2: S2,
     pub s3: S3,
     pub a_overfit: AOverfit,
+    /// The statistical design: primary tests, levels, margins (declared before the runs).
+    pub analysis: crate::verdict::AnalysisPlan,
+    /// Findings about the measurement protocols that the report must state (with their source).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// The directory of the shipped profiles.
@@ -183,10 +199,35 @@ impl Profile {
         for (name, arm) in &self.arms {
             arm.validate().with_context(|| format!("arm '{name}'"))?;
         }
-        for name in self.s1.arms.iter().chain([&self.s2.arm, &self.s3.sgd_arm, &self.s3.ngd_arm, &self.a_overfit.arm]) {
+        for name in self.s1.arms.iter().chain(&self.s2.arms).chain([&self.s3.sgd_arm, &self.s3.ngd_arm, &self.a_overfit.arm]) {
             self.arm(name)?;
         }
-        anyhow::ensure!(matches!(self.arm(&self.s2.arm)?, OptimizerConfig::Ngd(_)), "s2.arm must be an exact-NGD arm");
+        for arm in &self.s2.arms {
+            anyhow::ensure!(
+                !matches!(self.arm(arm)?, OptimizerConfig::Sgd(_)),
+                "s2.arms: '{arm}' is an SGD arm; the smoothing sweep needs ngd, ngd-online or kfac arms"
+            );
+        }
+        for (name, seeds) in [("s1", &self.s1.seeds), ("s2", &self.s2.seeds), ("s3", &self.s3.seeds), ("a_overfit", &self.a_overfit.seeds)] {
+            let unique: std::collections::BTreeSet<_> = seeds.iter().collect();
+            anyhow::ensure!(unique.len() == seeds.len(), "{name}.seeds lists a seed twice: {seeds:?}");
+        }
+        anyhow::ensure!(self.s1.arms.len() >= 2, "s1.arms needs the SGD reference and at least one other arm");
+        let a = &self.analysis;
+        a.validate()?;
+        anyhow::ensure!(
+            self.s1.arms[1..].contains(&a.claim1.arm),
+            "analysis.claim1.arm '{}' is not one of s1.arms after the reference ({:?})",
+            a.claim1.arm,
+            &self.s1.arms[1..]
+        );
+        anyhow::ensure!(self.s2.arms.contains(&a.claim2.arm), "analysis.claim2.arm '{}' is not one of s2.arms {:?}", a.claim2.arm, self.s2.arms);
+        anyhow::ensure!(
+            self.s3.ngd_lrs.contains(&a.claim3.ngd_lr),
+            "analysis.claim3.ngd_lr {} is not one of s3.ngd_lrs {:?}",
+            a.claim3.ngd_lr,
+            self.s3.ngd_lrs
+        );
         anyhow::ensure!(matches!(self.arm(&self.s3.sgd_arm)?, OptimizerConfig::Sgd(_)), "s3.sgd_arm must be an SGD arm");
         anyhow::ensure!(self.a_overfit.every > 0, "a_overfit.every must be at least 1");
         Ok(())
@@ -217,9 +258,19 @@ impl Profile {
                 seed,
             },
             eval_train: false,
-            measure: Some(self.measure.clone()),
+            measure: Some(self.measure_for(dataset)),
             start_from: None,
         }
+    }
+
+    /// The measurement settings of a run on `dataset`: the validated protocol knows the
+    /// dataset's matched-convergence target.
+    fn measure_for(&self, dataset: DatasetKind) -> MeasureConfig {
+        let mut m = self.measure.clone();
+        if let Some(v) = m.validated.as_mut() {
+            v.matched_train_loss = self.analysis.matched_train_loss.get(dataset.name()).copied();
+        }
+        m
     }
 
     /// The runs of `suite` (children of split runs after their parents).
@@ -234,6 +285,11 @@ impl Profile {
                             for &seed in &s.seeds {
                                 let mut c = self.base(dataset, model, seed, s.epochs, s.train_subset);
                                 c.optimizer = self.optimizer_for(self.arm(arm)?, model, seed);
+                                if s.validated_models.as_ref().is_some_and(|ms| !ms.contains(&model)) {
+                                    if let Some(m) = c.measure.as_mut() {
+                                        m.validated = None;
+                                    }
+                                }
                                 out.push(PlannedRun { suite: "s1-sgd-vs-ngd", label: arm.clone(), config: c });
                             }
                         }
@@ -241,16 +297,21 @@ impl Profile {
                 }
             }
             "s2-smoothing" => {
+                use crate::verdict::{s2_label, Sweep};
                 let s = &self.s2;
-                let OptimizerConfig::Ngd(ngd) = self.arm(&s.arm)? else { unreachable!("validated") };
-                let mut variants: Vec<(String, f64, f64)> = s.alphas.iter().map(|&a| (format!("alpha={a:e}"), a, ngd.fisher_eps)).collect();
-                variants.extend(s.fisher_epsilons.iter().map(|&e| (format!("eps={e:e}"), ngd.alpha, e)));
-                for (label, alpha, fisher_eps) in variants {
-                    for &seed in &s.seeds {
-                        let mut c = self.base(s.dataset, s.model, seed, s.epochs, s.train_subset);
-                        let o = OptimizerConfig::Ngd(slt_optimizers::NgdConfig { alpha, fisher_eps, ..*ngd });
-                        c.optimizer = self.optimizer_for(&o, s.model, seed);
-                        out.push(PlannedRun { suite: "s2-smoothing", label: label.clone(), config: c });
+                for arm in &s.arms {
+                    let base = self.arm(arm)?;
+                    let variants = s.alphas.iter().map(|&a| (Sweep::Alpha, a)).chain(s.fisher_epsilons.iter().map(|&e| (Sweep::Epsilon, e)));
+                    for (sweep, value) in variants {
+                        let o = with_smoothing(base, sweep, value);
+                        for &seed in &s.seeds {
+                            let mut c = self.base(s.dataset, s.model, seed, s.epochs, s.train_subset);
+                            c.optimizer = self.optimizer_for(&o, s.model, seed);
+                            if let (Some(every), Some(m)) = (s.measure_every, c.measure.as_mut()) {
+                                m.every = every;
+                            }
+                            out.push(PlannedRun { suite: "s2-smoothing", label: s2_label(arm, sweep, value), config: c });
+                        }
                     }
                 }
             }
@@ -276,7 +337,7 @@ impl Profile {
                         let mut o = ngd.clone();
                         o.set_lr(lr);
                         let o = self.optimizer_for(&o, s.model, seed);
-                        out.push(child(format!("ngd-lr={lr:e}"), o));
+                        out.push(child(crate::verdict::s3_ngd_label(lr), o));
                     }
                 }
             }
@@ -286,7 +347,12 @@ impl Profile {
                     let mut c = self.base(s.dataset, s.model, seed, s.epochs, Some(s.train_subset));
                     c.split.val_subset = s.val_subset;
                     c.optimizer = self.optimizer_for(self.arm(&s.arm)?, s.model, seed);
-                    c.measure = Some(MeasureConfig { every: s.every, ..self.measure.clone() });
+                    let mut m = MeasureConfig { every: s.every, ..self.measure_for(s.dataset) };
+                    if let Some(v) = m.validated.as_mut() {
+                        // Claim 4 correlates over the run's own epochs: every measured one.
+                        v.every_measured_epoch = true;
+                    }
+                    c.measure = Some(m);
                     out.push(PlannedRun { suite: "a-overfit", label: s.arm.clone(), config: c });
                 }
             }
@@ -299,6 +365,22 @@ impl Profile {
     }
 }
 
+
+/// `arm` with its smoothing α (or floor ε) set to `value`; SGD has none and is returned as is.
+fn with_smoothing(arm: &OptimizerConfig, sweep: crate::verdict::Sweep, value: f64) -> OptimizerConfig {
+    use crate::verdict::Sweep;
+    let mut o = arm.clone();
+    match (&mut o, sweep) {
+        (OptimizerConfig::Ngd(c), Sweep::Alpha) => c.alpha = value,
+        (OptimizerConfig::Ngd(c), Sweep::Epsilon) => c.fisher_eps = value,
+        (OptimizerConfig::Kfac(c), Sweep::Alpha) => c.alpha = value,
+        (OptimizerConfig::Kfac(c), Sweep::Epsilon) => c.fisher_eps = value,
+        (OptimizerConfig::NgdOnline(c), Sweep::Alpha) => c.alpha = value,
+        (OptimizerConfig::NgdOnline(c), Sweep::Epsilon) => c.epsilon = value,
+        (OptimizerConfig::Sgd(_), _) => {}
+    }
+    o
+}
 
 /// Options of a reproduction.
 #[derive(Debug, Clone)]

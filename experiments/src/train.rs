@@ -220,7 +220,16 @@ pub fn train_from<B: AutodiffBackend>(
             measurement: None,
         };
         if let Some(mc) = config.measure.as_ref().filter(|mc| mc.measures(epoch, config.epochs)) {
-            let m = crate::measure::measure_point(&model, train, mc, config.seed, epoch, device, show_progress)
+            // The validated protocol's calibration, if an earlier epoch of this run chose one.
+            let calibrated = metrics
+                .iter()
+                .rev()
+                .find_map(|r: &EpochMetrics| r.measurement.as_ref()?.validated.as_ref().map(|p| (p.sgld_step, p.localization)));
+            let with_validated = mc
+                .validated
+                .as_ref()
+                .is_some_and(|v| v.due(epoch, config.epochs, row.train_loss, metrics.iter().map(|r: &EpochMetrics| r.train_loss)));
+            let m = crate::measure::measure_point(&model, train, mc, config.seed, epoch, calibrated, with_validated, device, show_progress)
                 .with_context(|| format!("measuring after epoch {epoch}"))?;
             if show_progress {
                 let llc: Vec<String> = m

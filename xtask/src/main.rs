@@ -69,6 +69,22 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// `--eigen-precision` of `train` (see `slt_optimizers::EigenPrecision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EigenPrecisionArg {
+    F64,
+    F32,
+}
+
+impl From<EigenPrecisionArg> for slt_optimizers::EigenPrecision {
+    fn from(p: EigenPrecisionArg) -> Self {
+        match p {
+            EigenPrecisionArg::F64 => Self::F64,
+            EigenPrecisionArg::F32 => Self::F32,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct TrainArgs {
     #[arg(long, default_value = "mnist")]
@@ -88,6 +104,10 @@ struct TrainArgs {
     /// NGD floor ε on tr F in κ (not the SGLD step size).
     #[arg(long = "eps", alias = "fisher-eps", default_value_t = 1e-10)]
     fisher_eps: f64,
+    /// Exact NGD: rescale every F_s⁻¹g to the raw gradient's norm (as the paper's code does for
+    /// its online NGD), so α and ε change the direction, not the step length.
+    #[arg(long)]
+    normalize: bool,
     /// NGD Fisher: sampled (labels drawn from the model, the true Fisher in expectation) or
     /// empirical (the data labels).
     #[arg(long, default_value = "sampled")]
@@ -101,6 +121,11 @@ struct TrainArgs {
     /// Online NGD: refresh the estimate every this many steps (after the first 10).
     #[arg(long, default_value_t = 4)]
     update_period: usize,
+    /// Online NGD: precision of the eigendecomposition of Z_t and the factors around it: f64
+    /// (the equations) or f32 (what the paper's code does, approximately; its result depends on
+    /// the f32 eigensolver).
+    #[arg(long, value_enum, default_value_t = EigenPrecisionArg::F64)]
+    eigen_precision: EigenPrecisionArg,
     #[arg(long, default_value_t = 0.0)]
     momentum: f64,
     #[arg(long)]
@@ -256,6 +281,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             nesterov: args.nesterov,
             weight_decay: args.weight_decay,
             seed: args.seed,
+            normalize: args.normalize,
         }),
         "kfac" => OptimizerConfig::Kfac(slt_optimizers::KfacConfig {
             lr: args.lr,
@@ -278,6 +304,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             epsilon: args.fisher_eps,
             delta: args.delta,
             update_period: args.update_period,
+            eigen_precision: args.eigen_precision.into(),
             ..slt_optimizers::OnlineNgdConfig::paper()
         }),
         other => anyhow::bail!("--optimizer {other}: expected sgd, ngd, ngd-online or kfac"),

@@ -30,7 +30,7 @@ pub use kfac::{Kfac, KfacConfig, KfacGradient, KfacStats};
 pub use ngd::{FisherKind, NaturalGradient, Ngd, NgdConfig, NgdStats};
 pub use sgd::{Sgd, SgdConfig};
 pub mod online;
-pub use online::{OnlineNgd, OnlineNgdConfig};
+pub use online::{Conditioning, EigenPrecision, OnlineNgd, OnlineNgdConfig};
 
 /// What an optimiser step reports.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]

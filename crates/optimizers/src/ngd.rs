@@ -94,6 +94,12 @@ pub struct NgdConfig {
     /// Seed of the sampled labels (label draws depend only on it and the step index).
     #[serde(default)]
     pub seed: u64,
+    /// Rescale every F_s⁻¹g to the raw gradient's norm ‖g‖ before momentum, as the paper's code
+    /// does for its online NGD (DESIGN.md 7): the step length is then η·‖g‖ whatever α and ε
+    /// are, so a sweep over the smoothing changes the direction only. With the sampled batch
+    /// Fisher, F_s⁻¹g = Σₖ(λₖ+κ)⁻¹uₖuₖᵀg + κ⁻¹(I−P)g, whose length scales as 1/κ ∝ 1/α.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub normalize: bool,
 }
 
 impl NgdConfig {
@@ -110,6 +116,7 @@ impl NgdConfig {
             nesterov: true,
             weight_decay: 0.0,
             seed: 0,
+            normalize: false,
         }
     }
 
@@ -453,14 +460,20 @@ impl<B: AutodiffBackend> Ngd<B> {
         input: I,
         targets: Tensor<B, 2>,
     ) -> Result<(M, NgdStats), OptimError> {
-        let natural = self.natural_gradient(&model, input, targets)?;
+        let mut natural = self.natural_gradient(&model, input, targets)?;
+        let mut update_norm = natural.norm;
+        if self.config.normalize && natural.norm > 0.0 {
+            let scale = natural.grad_norm / natural.norm;
+            natural.directions = natural.directions.into_iter().map(|(id, d)| (id, d * scale)).collect();
+            update_norm = natural.grad_norm;
+        }
         let (model, _) = self.sgd.step_with_directions(model, &natural.directions)?;
         self.steps += 1;
         Ok((
             model,
             NgdStats {
                 step: StepStats {
-                    update_norm: natural.norm,
+                    update_norm,
                     grad_norm: natural.grad_norm,
                 },
                 loss: natural.loss,

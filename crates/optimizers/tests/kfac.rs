@@ -161,6 +161,7 @@ fn ngd_config(c: &KfacConfig) -> NgdConfig {
         nesterov: c.nesterov,
         weight_decay: c.weight_decay,
         seed: c.seed,
+        normalize: false,
     }
 }
 

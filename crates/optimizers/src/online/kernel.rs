@@ -1,5 +1,6 @@
 //! The per-axis kernel of [`super::OnlineNgd`]: one low-rank-plus-identity Fisher estimate for
-//! the rows of a gradient matrix X (N × D), in f64 on the host. The equations are listed in the
+//! the rows of a gradient matrix X (N × D), in f64 on the host (the eigendecomposition optionally
+//! in f32: [`EigenPrecision`]). The equations are listed in the
 //! documentation of [`super`]; this module numbers its steps the same way.
 //!
 //! It is public so that its steps can be checked against a dense computation (see
@@ -35,6 +36,104 @@ pub struct Hyper {
     /// Re-orthonormalise R_{t+1} when the update is ill-conditioned (Kaldi's
     /// `ReorthogonalizeRt1`, dropped by the public PyTorch code); see [`CONDITION_THRESHOLD`].
     pub reorthogonalize: bool,
+    /// The precision of Z_t's eigendecomposition and of the factors it produces.
+    pub eigen_precision: EigenPrecision,
+}
+
+/// The floating-point precision in which an estimate's update decomposes Z_t (eqs. 7–8) and
+/// stores what comes out of it (C_t^{½}, D_{t+1}, W_{t+1}).
+///
+/// * `F64` (the default): the equations, as far as f64 resolves them.
+/// * `F32`: what the paper's code does, approximately — it runs in the parameters' dtype (f32):
+///   Z_t is formed from K_t, L_t, E_t^{-½} and D_t + ρ_t rounded to f32 and decomposed by an f32
+///   symmetric eigensolver (nalgebra's here, LAPACK's `ssyevd` through torch there), C_t^{½} is
+///   taken in f32, and D_{t+1} and W_{t+1} are rounded to f32 (as are D₀ and W₀); ρ and the
+///   other scalars stay f64 (Python floats there), and so do the products with X (the paper:
+///   f32). Its result depends on the f32 eigensolver: on MNIST MLPs most eigenvalues of Z_t for
+///   bias vectors and for axes with fewer gradient rows than the rank lie below f32 resolution
+///   (the floor ((1−η)ρ)² ≈ 2.5e-9 × the largest does not catch them), come back as rounding
+///   noise, and R stops being orthonormal (DESIGN.md section 7). See [`Conditioning`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EigenPrecision {
+    /// f64 throughout (the default).
+    #[default]
+    F64,
+    /// The paper's code's f32, approximately (see the type's documentation).
+    F32,
+}
+
+impl EigenPrecision {
+    /// True for the default ([`EigenPrecision::F64`]); configs skip the field then, so that
+    /// configurations serialised before it existed (and the run ids hashing them) are unchanged.
+    pub fn is_default(&self) -> bool {
+        *self == Self::F64
+    }
+
+    /// The machine epsilon of the working precision (2⁻⁵² or 2⁻²³).
+    pub fn epsilon(&self) -> f64 {
+        match self {
+            Self::F64 => f64::EPSILON,
+            Self::F32 => f32::EPSILON as f64,
+        }
+    }
+
+    /// `v` rounded to the working precision.
+    fn round(&self, v: f64) -> f64 {
+        match self {
+            Self::F64 => v,
+            Self::F32 => v as f32 as f64,
+        }
+    }
+
+    fn round_all(&self, v: &mut [f64]) {
+        if *self == Self::F32 {
+            for x in v {
+                *x = *x as f32 as f64;
+            }
+        }
+    }
+}
+
+/// How well the estimates' updates were resolved, accumulated over updates (including the
+/// three initialising updates of a fresh estimate); see [`super::OnlineNgd::take_conditioning`].
+///
+/// The equations assume R_t (= E_t^{-½} W_t) has orthonormal rows; the update keeps them so only
+/// if every eigenvalue of Z_t is resolved. An eigenvalue below ε_wp × the largest (ε_wp the
+/// working precision's machine epsilon, [`EigenPrecision::epsilon`]) is rounding noise: its row
+/// of R_{t+1} gets a wrong norm, and X − XWᵀW is no longer X·(F + α tr F/D·I)⁻¹ for the stored F.
+/// (Noise can also land a little above the threshold: the share is a lower bound.)
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Conditioning {
+    /// Estimate updates seen.
+    pub updates: u64,
+    /// The largest |R Rᵀ − I| entry after any of those updates (of the R stored, i.e. after
+    /// any re-orthonormalisation, at the working precision). Round-off alone gives about
+    /// 1e-15 (F64) or 1e-7 (F32).
+    pub max_orthonormality_error: f64,
+    /// Eigenvalues of Z_t seen (the rank, per update).
+    pub eigenvalues: u64,
+    /// Of those, the number below ε_wp × the largest eigenvalue of the same Z_t (before the floor).
+    pub unresolved_eigenvalues: u64,
+}
+
+impl Conditioning {
+    /// `unresolved_eigenvalues / eigenvalues` (0 when no update was seen).
+    pub fn unresolved_share(&self) -> f64 {
+        if self.eigenvalues == 0 {
+            0.0
+        } else {
+            self.unresolved_eigenvalues as f64 / self.eigenvalues as f64
+        }
+    }
+
+    /// Adds `other`'s counts and keeps the larger orthonormality error.
+    pub fn merge(&mut self, other: &Conditioning) {
+        self.updates += other.updates;
+        self.max_orthonormality_error = self.max_orthonormality_error.max(other.max_orthonormality_error);
+        self.eigenvalues += other.eigenvalues;
+        self.unresolved_eigenvalues += other.unresolved_eigenvalues;
+    }
 }
 
 /// Kaldi's `condition_threshold`: with [`Hyper::reorthogonalize`], R_{t+1} is
@@ -199,6 +298,19 @@ impl AxisState {
     /// the same layout. Returns `None` (and leaves `self` in an unspecified state: callers
     /// work on a clone) if the result is not finite.
     pub fn precondition(&mut self, x: &[f64], rows: usize, rs: usize, cs: usize, h: &Hyper) -> Option<Vec<f64>> {
+        self.precondition_recorded(x, rows, rs, cs, h, &mut Conditioning::default())
+    }
+
+    /// [`AxisState::precondition`], adding what its updates saw to `conditioning`.
+    pub fn precondition_recorded(
+        &mut self,
+        x: &[f64],
+        rows: usize,
+        rs: usize,
+        cs: usize,
+        h: &Hyper,
+        conditioning: &mut Conditioning,
+    ) -> Option<Vec<f64>> {
         assert_eq!(rows * self.dim, x.len(), "X must have N·D entries");
         if self.rank == 0 {
             return Some(x.to_vec());
@@ -208,12 +320,12 @@ impl AxisState {
             self.init_default(h);
             self.t = 1;
             for _ in 0..INIT_ITERATIONS {
-                self.step_internal(view, h);
+                self.step_internal(view, h, conditioning);
             }
             self.t = 0;
         }
         let initial: f64 = x.iter().map(|v| v * v).sum();
-        let mut out = self.step_internal(view, h);
+        let mut out = self.step_internal(view, h, conditioning);
         let fin: f64 = out.iter().map(|v| v * v).sum();
         let scale = (initial / (fin + RESCALE_GUARD)).sqrt();
         if !(scale.is_finite() && self.rho.is_finite()) {
@@ -230,14 +342,15 @@ impl AxisState {
     fn init_default(&mut self, h: &Hyper) {
         let (dd, r) = (self.dim, self.rank);
         self.rho = h.epsilon;
-        self.d = vec![h.epsilon; r];
+        self.d = vec![h.eigen_precision.round(h.epsilon); r];
         let e0 = 1.0 / (2.0 + (dd + r) as f64 * h.alpha / dd as f64);
         self.w = orthonormal_special(r, dd).into_iter().map(|v| v * e0.sqrt()).collect();
+        h.eigen_precision.round_all(&mut self.w);
     }
 
     /// One call on X: returns X̂ = X − X·Wᵀ·W (with the W before any update) and, on update
     /// calls, replaces (W, d, ρ) by their successors. Increments t.
-    fn step_internal(&mut self, x: View<'_>, h: &Hyper) -> Vec<f64> {
+    fn step_internal(&mut self, x: View<'_>, h: &Hyper, conditioning: &mut Conditioning) -> Vec<f64> {
         let updating = self.t < INITIAL_UPDATES || self.t % h.update_period == 0;
         self.t += 1;
         let (n, dd, r) = (x.rows, self.dim, self.rank);
@@ -269,29 +382,54 @@ impl AxisState {
         let c1 = en * en / z_scale;
         let c2 = en * (1.0 - h.eta) / z_scale;
         let c3 = (1.0 - h.eta) * (1.0 - h.eta) / z_scale;
-        let mut z = DMatrix::<f64>::zeros(r, r);
-        for a in 0..r {
-            for b in 0..r {
-                let s = inv_sqrt_e[a] * inv_sqrt_e[b];
-                let kab = 0.5 * (k[a * r + b] + k[b * r + a]);
-                let lab = 0.5 * (l[a * r + b] + l[b * r + a]);
-                let mut v = c1 * s * kab + c2 * s * lab * (dpr[a] + dpr[b]);
-                if a == b {
-                    v += c3 * dpr[a] * dpr[a];
-                }
-                z[(a, b)] = v;
+        let z_entry = |a: usize, b: usize| {
+            let s = inv_sqrt_e[a] * inv_sqrt_e[b];
+            let kab = 0.5 * (k[a * r + b] + k[b * r + a]);
+            let lab = 0.5 * (l[a * r + b] + l[b * r + a]);
+            let mut v = c1 * s * kab + c2 * s * lab * (dpr[a] + dpr[b]);
+            if a == b {
+                v += c3 * dpr[a] * dpr[a];
             }
-        }
+            v
+        };
         // Eq. 8: Z = U C Uᵀ, eigenvalues in decreasing order, floored at ((1−η)ρ)².
-        let eig = z.symmetric_eigen();
+        let (eigenvalues, eigenvectors) = match h.eigen_precision {
+            EigenPrecision::F64 => {
+                let eig = DMatrix::<f64>::from_fn(r, r, z_entry).symmetric_eigen();
+                (eig.eigenvalues.iter().copied().collect::<Vec<f64>>(), eig.eigenvectors)
+            }
+            EigenPrecision::F32 => {
+                // Z formed in f32 from f32 inputs, as the paper's code does in f32 parameters.
+                let f = |v: f64| v as f32;
+                let (c1, c2, c3) = (f(c1), f(c2), f(c3));
+                let z = DMatrix::<f32>::from_fn(r, r, |a, b| {
+                    let s = f(inv_sqrt_e[a]) * f(inv_sqrt_e[b]);
+                    let kab = f(0.5 * (k[a * r + b] + k[b * r + a]));
+                    let lab = f(0.5 * (l[a * r + b] + l[b * r + a]));
+                    let (da, db) = (f(dpr[a]), f(dpr[b]));
+                    let mut v = c1 * s * kab + c2 * s * lab * (da + db);
+                    if a == b {
+                        v += c3 * da * da;
+                    }
+                    v
+                });
+                let eig = z.symmetric_eigen();
+                (eig.eigenvalues.iter().map(|&v| v as f64).collect(), eig.eigenvectors.map(|v| v as f64))
+            }
+        };
+        let prec = h.eigen_precision;
         let mut order: Vec<usize> = (0..r).collect();
-        order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
-        let c_floor = (self.rho * (1.0 - h.eta)).powi(2) / z_scale;
-        let (c_max, c_min) = (eig.eigenvalues[order[0]], eig.eigenvalues[order[r - 1]]);
+        order.sort_by(|&a, &b| eigenvalues[b].total_cmp(&eigenvalues[a]));
+        let c_floor = prec.round((self.rho * (1.0 - h.eta)).powi(2) / z_scale);
+        let (c_max, c_min) = (eigenvalues[order[0]], eigenvalues[order[r - 1]]);
         let ill_conditioned = c_min < c_floor || c_max > CONDITION_THRESHOLD * c_min;
+        conditioning.updates += 1;
+        conditioning.eigenvalues += r as u64;
+        conditioning.unresolved_eigenvalues +=
+            eigenvalues.iter().filter(|&&c| c < prec.epsilon() * c_max).count() as u64;
         let sqrt_c: Vec<f64> = order
             .iter()
-            .map(|&i| eig.eigenvalues[i].max(c_floor).sqrt() * z_scale.sqrt())
+            .map(|&i| prec.round(prec.round(eigenvalues[i].max(c_floor).sqrt()) * z_scale.sqrt()))
             .collect();
         // Eq. 9: ρ_{t+1} = [(η/N) tr(XXᵀ) + (1−η)(Dρ_t + tr D_t) − tr C^{½}] / (D − R).
         let mut rho1 = (en * tr_xx + (1.0 - h.eta) * (dd as f64 * self.rho + d_sum) - sqrt_c.iter().sum::<f64>())
@@ -299,7 +437,7 @@ impl AxisState {
         // Eq. 10: D_{t+1} = C^{½} − ρ_{t+1}I; both floored at max(ε, δ·max C^{½}).
         let c_max = sqrt_c.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let floor = h.epsilon.max(h.delta * c_max);
-        let d1: Vec<f64> = sqrt_c.iter().map(|&c| (c - rho1).max(floor)).collect();
+        let d1: Vec<f64> = sqrt_c.iter().map(|&c| prec.round((c - rho1).max(floor))).collect();
         if rho1 < floor {
             rho1 = floor;
         }
@@ -319,16 +457,38 @@ impl AxisState {
         for (row, &i) in order.iter().enumerate() {
             let left = en * sqrt_e1[row] / sqrt_c[row];
             for col in 0..r {
-                am[row * r + col] = left * eig.eigenvectors[(col, i)] * inv_sqrt_e[col];
+                am[row * r + col] = left * eigenvectors[(col, i)] * inv_sqrt_e[col];
             }
         }
         self.w = mul(View::rm(&am, r, r), View::rm(&bm, r, dd));
         if h.reorthogonalize && ill_conditioned {
             reorthonormalise(&mut self.w, &sqrt_e1, dd);
         }
+        prec.round_all(&mut self.w);
         self.d = d1;
         self.rho = rho1;
+        conditioning.max_orthonormality_error = conditioning.max_orthonormality_error.max(self.orthonormality_error(h.alpha));
         xhat
+    }
+
+    /// max |R Rᵀ − I| over the entries, R = E^{-½} W (0 before the first call).
+    pub fn orthonormality_error(&self, alpha: f64) -> f64 {
+        let (r, dd) = (self.rank, self.dim);
+        if self.w.is_empty() {
+            return 0.0;
+        }
+        let beta = self.beta(alpha);
+        let inv_sqrt_e: Vec<f64> = self.d.iter().map(|&di| (beta / di + 1.0).sqrt()).collect();
+        let w = View::rm(&self.w, r, dd);
+        let g = mul(w, w.t());
+        let mut worst = 0.0f64;
+        for a in 0..r {
+            for b in 0..r {
+                let v = g[a * r + b] * inv_sqrt_e[a] * inv_sqrt_e[b] - if a == b { 1.0 } else { 0.0 };
+                worst = worst.max(v.abs());
+            }
+        }
+        worst
     }
 }
 

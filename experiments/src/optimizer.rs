@@ -90,6 +90,14 @@ impl<B: AutodiffBackend> AnyOptimizer<B> {
         }
     }
 
+    /// The online NGD's conditioning since the last call (and resets it); `None` for the others.
+    pub fn take_conditioning(&mut self) -> Option<slt_optimizers::Conditioning> {
+        match self {
+            AnyOptimizer::NgdOnline(o) => Some(o.take_conditioning()),
+            _ => None,
+        }
+    }
+
     /// The optimiser's state, for checkpoints.
     pub fn export_state(&self, model: &Classifier<B>) -> Vec<(String, Vec<f64>)> {
         match self {

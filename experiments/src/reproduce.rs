@@ -53,6 +53,22 @@ pub struct S1 {
     /// The models that get the validated λ̂ protocol (all if absent): it costs ~10× the paper's.
     #[serde(default)]
     pub validated_models: Option<Vec<ModelSpec>>,
+    /// A side arm on one cell: the online NGD with other arithmetic (f32 eigensolver,
+    /// re-orthonormalisation), to show what of claim 1 depends on the optimiser's precision.
+    #[serde(default)]
+    pub precision: Option<PrecisionSide>,
+}
+
+/// Suite 1's precision side arm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecisionSide {
+    pub dataset: DatasetKind,
+    pub model: ModelSpec,
+    /// The online-NGD arm of `s1.arms` (f64) the variants are compared with.
+    pub reference: String,
+    /// Online-NGD arms that differ from `reference` only in their arithmetic.
+    pub arms: Vec<String>,
 }
 
 /// Suite 2.
@@ -213,6 +229,22 @@ impl Profile {
             anyhow::ensure!(unique.len() == seeds.len(), "{name}.seeds lists a seed twice: {seeds:?}");
         }
         anyhow::ensure!(self.s1.arms.len() >= 2, "s1.arms needs the SGD reference and at least one other arm");
+        if let Some(p) = &self.s1.precision {
+            anyhow::ensure!(
+                self.s1.datasets.contains(&p.dataset) && self.s1.models.contains(&p.model),
+                "s1.precision: {} {} is not a cell of suite 1",
+                p.dataset,
+                p.model
+            );
+            anyhow::ensure!(self.s1.arms.contains(&p.reference), "s1.precision.reference '{}' is not one of s1.arms", p.reference);
+            for arm in p.arms.iter().chain([&p.reference]) {
+                anyhow::ensure!(
+                    matches!(self.arm(arm)?, OptimizerConfig::NgdOnline(_)),
+                    "s1.precision: '{arm}' must be an online-NGD (ngd-online) arm"
+                );
+                anyhow::ensure!(!self.s1.arms[1..].contains(arm) || arm == &p.reference, "s1.precision.arms: '{arm}' is already an arm of suite 1");
+            }
+        }
         let a = &self.analysis;
         a.validate()?;
         anyhow::ensure!(
@@ -279,20 +311,18 @@ impl Profile {
         match suite {
             "s1-sgd-vs-ngd" => {
                 let s = &self.s1;
-                for &dataset in &s.datasets {
-                    for &model in &s.models {
-                        for arm in &s.arms {
-                            for &seed in &s.seeds {
-                                let mut c = self.base(dataset, model, seed, s.epochs, s.train_subset);
-                                c.optimizer = self.optimizer_for(self.arm(arm)?, model, seed);
-                                if s.validated_models.as_ref().is_some_and(|ms| !ms.contains(&model)) {
-                                    if let Some(m) = c.measure.as_mut() {
-                                        m.validated = None;
-                                    }
-                                }
-                                out.push(PlannedRun { suite: "s1-sgd-vs-ngd", label: arm.clone(), config: c });
+                let side = s.precision.iter().flat_map(|p| p.arms.iter().map(move |a| (p.dataset, p.model, a)));
+                let cells = s.datasets.iter().flat_map(|&d| s.models.iter().flat_map(move |&m| s.arms.iter().map(move |a| (d, m, a))));
+                for (dataset, model, arm) in cells.chain(side) {
+                    for &seed in &s.seeds {
+                        let mut c = self.base(dataset, model, seed, s.epochs, s.train_subset);
+                        c.optimizer = self.optimizer_for(self.arm(arm)?, model, seed);
+                        if s.validated_models.as_ref().is_some_and(|ms| !ms.contains(&model)) {
+                            if let Some(m) = c.measure.as_mut() {
+                                m.validated = None;
                             }
                         }
+                        out.push(PlannedRun { suite: "s1-sgd-vs-ngd", label: arm.clone(), config: c });
                     }
                 }
             }

@@ -37,6 +37,10 @@ pub struct EpochMetrics {
     /// Mean over the epoch's steps of the damping κ (natural-gradient methods).
     #[serde(default)]
     pub kappa_mean: Option<f64>,
+    /// The online NGD's conditioning over the epoch's estimate updates (largest |RRᵀ − I|,
+    /// unresolved eigenvalues of Z_t); other optimisers have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditioning: Option<slt_optimizers::Conditioning>,
     /// Optimiser steps taken in the epoch.
     pub steps: usize,
     /// Wall-clock seconds of the epoch's training steps (data assembly included, evaluation
@@ -215,6 +219,7 @@ pub fn train_from<B: AutodiffBackend>(
             update_norm_mean: update_sum / steps as f64,
             grad_norm_mean: grad_sum / steps as f64,
             kappa_mean: kappa_sum.map(|k| k / steps as f64),
+            conditioning: optimizer.take_conditioning(),
             steps,
             seconds,
             measurement: None,

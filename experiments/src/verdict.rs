@@ -575,6 +575,18 @@ fn by_label<'a>(runs: &[&'a RunRecord], label: &str) -> Vec<&'a RunRecord> {
     runs.iter().copied().filter(|r| r.planned.label == label).collect()
 }
 
+/// Per seed present in both, (q_arm − q_ref)/|mean of q_ref over the seeds|: the paired relative
+/// difference of two groups of runs of one cell.
+pub fn paired_relative(arms: &[&RunRecord], refs: &[&RunRecord], q: Quantity, basis: Basis, plan: &AnalysisPlan) -> Vec<f64> {
+    let ref_values: BTreeMap<u64, f64> = refs.iter().filter_map(|r| value(r, q, basis, plan).map(|v| (r.planned.config.seed, v))).collect();
+    let Some(m) = stats::mean(&ref_values.values().copied().collect::<Vec<_>>()).filter(|m| *m != 0.0) else {
+        return Vec::new();
+    };
+    arms.iter()
+        .filter_map(|r| Some((value(r, q, basis, plan)? - ref_values.get(&r.planned.config.seed)?) / m.abs()))
+        .collect()
+}
+
 /// Claim 1: per (cell, seed) relative difference (q_arm − q_ref)/|mean q_ref of the cell|.
 fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, arm: &str, q: Quantity, basis: Basis) -> (Samples, Vec<(String, Samples)>) {
     let s1 = &profile.s1;
@@ -593,18 +605,7 @@ fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, a
             };
             let (refs, arms) = (in_cell(reference), in_cell(arm));
             involved.extend(refs.iter().copied().chain(arms.iter().copied()));
-            let ref_values: BTreeMap<u64, f64> =
-                refs.iter().filter_map(|r| value(r, q, basis, plan).map(|v| (r.planned.config.seed, v))).collect();
-            let ref_mean = stats::mean(&ref_values.values().copied().collect::<Vec<_>>());
-            let mut cell = Samples::default();
-            for r in &arms {
-                let seed = r.planned.config.seed;
-                if let (Some(a), Some(b), Some(m)) = (value(r, q, basis, plan), ref_values.get(&seed), ref_mean) {
-                    if m != 0.0 {
-                        cell.values.push((a - b) / m.abs());
-                    }
-                }
-            }
+            let mut cell = Samples { values: paired_relative(&arms, &refs, q, basis, plan), ..Default::default() };
             let cell_planned = s1.seeds.len();
             planned += cell_planned;
             all.values.extend(cell.values.iter().copied());
@@ -1103,6 +1104,7 @@ mod tests {
             update_norm_mean: 1.0,
             grad_norm_mean: 1.0,
             kappa_mean: None,
+            conditioning: None,
             steps: 1,
             seconds: 0.0,
             measurement: llc.map(|v| point_with(v, 10.0 * v)),

@@ -587,6 +587,12 @@ pub fn paired_relative(arms: &[&RunRecord], refs: &[&RunRecord], q: Quantity, ba
         .collect()
 }
 
+/// Whether `runs` were configured to measure `q` (the validated protocol can be limited to some
+/// cells; a cell without it is no missing sample).
+fn measures(runs: &[&RunRecord], q: Quantity) -> bool {
+    q.protocol != Protocol::Validated || runs.iter().any(|r| r.planned.config.measure.as_ref().is_some_and(|m| m.validated.is_some()))
+}
+
 /// Claim 1: per (cell, seed) relative difference (q_arm − q_ref)/|mean q_ref of the cell|.
 fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, arm: &str, q: Quantity, basis: Basis) -> (Samples, Vec<(String, Samples)>) {
     let s1 = &profile.s1;
@@ -595,6 +601,7 @@ fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, a
     let mut cells = Vec::new();
     let mut planned = 0;
     let mut involved = Vec::new();
+    let mut unmeasured = Vec::new();
     for &dataset in &s1.datasets {
         for &model in &s1.models {
             let in_cell = |label: &str| -> Vec<&RunRecord> {
@@ -604,6 +611,10 @@ fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, a
                     .collect()
             };
             let (refs, arms) = (in_cell(reference), in_cell(arm));
+            if !measures(&refs, q) || !measures(&arms, q) {
+                unmeasured.push(format!("{dataset} {model}"));
+                continue;
+            }
             involved.extend(refs.iter().copied().chain(arms.iter().copied()));
             let mut cell = Samples { values: paired_relative(&arms, &refs, q, basis, plan), ..Default::default() };
             let cell_planned = s1.seeds.len();
@@ -614,6 +625,9 @@ fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, a
             confound_blocker(&mut cell, &[(reference.clone(), refs.clone()), (arm.to_string(), arms.clone())], basis, plan);
             cells.push((format!("{dataset} {model}"), cell));
         }
+    }
+    if !unmeasured.is_empty() {
+        all.notes.push(format!("not measured under this protocol (by the profile's design): {}", unmeasured.join(", ")));
     }
     diverged_blocker(&mut all, &involved);
     missing_blocker(&mut all, planned, "a run never reached the matched training loss, was not measured there, diverged or failed the estimator's diagnostics", plan);
@@ -1121,7 +1135,7 @@ mod tests {
             seed,
             split: SplitOptions::default(),
             eval_train: false,
-            measure: None,
+            measure: Some(Profile::load("smoke").unwrap().measure),
             start_from: None,
         };
         RunRecord {
@@ -1211,6 +1225,16 @@ mod tests {
         let v = claim1(&refs(&recs), &p, &plan, Protocol::Validated).primaries[0].verdict.clone();
         assert_eq!(v.outcome, Outcome::Inconclusive);
         assert!(v.reason.contains("missing"), "{}", v.reason);
+        // Cells the profile did not measure under the validated protocol are not missing samples.
+        let mut recs = s1_records(&p, 0.3, 0.3, false);
+        for r in recs.iter_mut().filter(|r| r.planned.config.model.to_string() == "mlp-1x16") {
+            r.planned.config.measure = None;
+        }
+        let a = claim1(&refs(&recs), &p, &plan, Protocol::Validated);
+        assert_eq!(a.primaries[0].verdict.outcome, Outcome::Holds, "{}", a.primaries[0].verdict.reason);
+        assert_eq!(a.primaries[0].test.samples.values.len(), 4);
+        assert!(a.primaries[0].test.samples.notes.iter().any(|n| n.contains("mnist mlp-1x16")), "{:?}", a.primaries[0].test.samples.notes);
+        let recs = s1_records(&p, 0.3, 0.3, false);
         // The paper protocol reads the same records regardless of diagnostics.
         assert_eq!(claim1(&refs(&recs), &p, &plan, Protocol::Paper(0)).primaries[0].verdict.outcome, Outcome::Holds);
     }

@@ -23,6 +23,17 @@ fn last_measurement(r: &RunRecord) -> Option<&Measurement> {
     r.metrics.iter().rev().find_map(|m| m.measurement.as_ref())
 }
 
+/// `q` at the final measurement of each run of `runs` that finished.
+fn final_values(runs: &[&RunRecord], q: verdict::Quantity) -> Vec<f64> {
+    runs.iter().filter_map(|r| last_measurement(r).and_then(|m| q.of(m))).collect()
+}
+
+/// A table header: `lead` columns, one per quantity, then `tail` columns.
+fn header(md: &mut String, lead: &[&str], qs: &[String], tail: &[&str]) {
+    let cols: Vec<&str> = lead.iter().copied().chain(qs.iter().map(String::as_str)).chain(tail.iter().copied()).collect();
+    let _ = writeln!(md, "| {} |\n|{}", cols.join(" | "), "---|".repeat(cols.len()));
+}
+
 fn fmt_ms(xs: &[f64]) -> String {
     match stats::summary(xs) {
         Some(s) if s.n > 1 => format!("{:.3} ± {:.3}", s.mean, s.std),
@@ -381,21 +392,13 @@ fn claim1_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
             .filter(|r| r.planned.config.dataset == dataset && r.planned.config.model == model && r.planned.label == arm)
             .collect()
     };
-    let finals = |rs: &[&RunRecord], q: &dyn Fn(&Measurement) -> Option<f64>| -> Vec<f64> {
-        rs.iter().filter_map(|r| last_measurement(r).and_then(q)).collect()
-    };
     let qs = shown_quantities(options);
-    let _ = writeln!(
-        md,
-        "| dataset | model | arm | {} | final train loss | val acc |\n|---|---|---|{}---|---|",
-        qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>().join(" | "),
-        "---|".repeat(qs.len())
-    );
+    header(md, &["dataset", "model", "arm"], &qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>(), &["final train loss", "val acc"]);
     for &dataset in &s1.datasets {
         for &model in &s1.models {
             for arm in &s1.arms {
                 let rs = cell(dataset, model, arm);
-                let values: Vec<String> = qs.iter().map(|q| fmt_ms(&finals(&rs, &quantity_fn(*q)))).collect();
+                let values: Vec<String> = qs.iter().map(|q| fmt_ms(&final_values(&rs, *q))).collect();
                 let losses: Vec<f64> = rs.iter().map(|r| final_train_loss(r)).filter(|v| v.is_finite()).collect();
                 let acc: Vec<f64> = rs.iter().filter(|r| r.diverged.is_none()).filter_map(|r| r.metrics.last().map(|m| m.val_acc)).collect();
                 let _ = writeln!(md, "| {dataset} | {model} | {arm} | {} | {} | {} |", values.join(" | "), fmt_ms(&losses), fmt_ms(&acc));
@@ -436,7 +439,7 @@ fn claim1_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
                         .iter()
                         .filter_map(|&w| {
                             let model = slt_models::ModelSpec::Mlp { depth, width: w };
-                            stats::summary(&finals(&cell(dataset, model, arm), &quantity_fn(*q))).map(|s| (w as f64, s.mean, Some(s.std)))
+                            stats::summary(&final_values(&cell(dataset, model, arm), *q)).map(|s| (w as f64, s.mean, Some(s.std)))
                         })
                         .collect();
                     chart = chart.series(Series::line_points(arm.clone(), pts).with_color(a));
@@ -495,18 +498,13 @@ fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
         p.model, p.dataset, p.reference
     );
     let qs = shown_quantities(options);
-    let _ = writeln!(
-        md,
-        "| arm | {} | final train loss | val acc | max \\|RRᵀ − I\\| | unresolved Z_t eigenvalues | {} |\n|---|{}---|---|---|---|{}",
-        qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>().join(" | "),
-        qs.iter().map(|q| format!("vs {reference}: {}", q.name(steps))).collect::<Vec<_>>().join(" | "),
-        "---|".repeat(qs.len()),
-        "---|".repeat(qs.len())
-    );
+    let names: Vec<String> = qs.iter().map(|q| q.name(steps)).chain(["final train loss", "val acc", "max \\|RRᵀ − I\\|", "unresolved Z_t eigenvalues"].map(String::from)).collect();
+    let contrasts: Vec<String> = qs.iter().map(|q| format!("vs {reference}: {}", q.name(steps))).collect();
+    header(md, &["arm"], &names, &contrasts.iter().map(String::as_str).collect::<Vec<_>>());
     let refs = cell(reference);
     for arm in std::iter::once(reference).chain(std::iter::once(&p.reference)).chain(&p.arms) {
         let rs = cell(arm);
-        let values: Vec<String> = qs.iter().map(|q| fmt_ms(&rs.iter().filter_map(|r| last_measurement(r).and_then(|m| q.of(m))).collect::<Vec<_>>())).collect();
+        let values: Vec<String> = qs.iter().map(|q| fmt_ms(&final_values(&rs, *q))).collect();
         let losses: Vec<f64> = rs.iter().map(|r| final_train_loss(r)).filter(|v| v.is_finite()).collect();
         let acc: Vec<f64> = rs.iter().filter(|r| r.diverged.is_none()).filter_map(|r| r.metrics.last().map(|m| m.val_acc)).collect();
         let mut total = slt_optimizers::Conditioning::default();
@@ -571,12 +569,7 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
     );
     diverged_line(md, runs);
     let qs = shown_quantities(options);
-    let _ = writeln!(
-        md,
-        "| arm | sweep | value | {} | final train loss | η·‖d‖ | ‖d‖ / ‖g‖ |\n|---|---|---|{}---|---|---|",
-        qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>().join(" | "),
-        "---|".repeat(qs.len())
-    );
+    header(md, &["arm", "sweep", "value"], &qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>(), &["final train loss", "η·‖d‖", "‖d‖ / ‖g‖"]);
     let mut spread_lines = Vec::new();
     let mut charts: Vec<Chart> = Vec::new();
     for sweep in [Sweep::Alpha, Sweep::Epsilon] {
@@ -596,7 +589,7 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
             let mut step_pts = Vec::new();
             for &v in values {
                 let cell: Vec<&RunRecord> = rs.iter().copied().filter(|r| verdict::smoothing_of(r, sweep) == Some(v)).collect();
-                let vals: Vec<String> = qs.iter().map(|q| fmt_ms(&cell.iter().filter_map(|r| last_measurement(r).and_then(|m| q.of(m))).collect::<Vec<_>>())).collect();
+                let vals: Vec<String> = qs.iter().map(|q| fmt_ms(&final_values(&cell, *q))).collect();
                 let losses: Vec<f64> = cell.iter().map(|r| final_train_loss(r)).filter(|l| l.is_finite()).collect();
                 let lens: Vec<f64> = cell.iter().filter(|r| r.diverged.is_none()).filter_map(|r| step_length(r)).collect();
                 let ratios: Vec<f64> = cell
@@ -605,8 +598,7 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
                     .flat_map(|r| r.metrics.iter().filter(|m| m.grad_norm_mean > 0.0).map(|m| m.update_norm_mean / m.grad_norm_mean))
                     .collect();
                 let _ = writeln!(md, "| {arm} | {symbol} | {v:e} | {} | {} | {} | {} |", vals.join(" | "), fmt_ms(&losses), fmt_ms(&lens), fmt_ms(&ratios));
-                let llc: Vec<f64> = cell.iter().filter_map(|r| last_measurement(r).and_then(|m| qs[0].of(m))).collect();
-                if let Some(s) = stats::summary(&llc) {
+                if let Some(s) = stats::summary(&final_values(&cell, qs[0])) {
                     llc_pts.push((v, s.mean, Some(s.std)));
                 }
                 if let Some(s) = stats::summary(&lens) {
@@ -670,12 +662,7 @@ fn claim3_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
         l
     };
     let qs = shown_quantities(options);
-    let _ = writeln!(
-        md,
-        "| branch | {} | final train loss |\n|---|{}---|",
-        qs.iter().map(|q| format!("Δ {}", q.name(steps))).collect::<Vec<_>>().join(" | "),
-        "---|".repeat(qs.len())
-    );
+    header(md, &["branch"], &qs.iter().map(|q| format!("Δ {}", q.name(steps))).collect::<Vec<_>>(), &["final train loss"]);
     for label in &labels {
         let rs: Vec<&RunRecord> = runs.iter().copied().filter(|r| &r.planned.label == label).collect();
         let cells: Vec<String> = qs
@@ -746,7 +733,7 @@ fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
     diverged_line(md, runs);
     let mut qs = shown_quantities(options);
     qs.push(verdict::Quantity { kind: verdict::QuantityKind::NExpectedLoss, protocol: Protocol::Paper(0) });
-    let _ = writeln!(md, "| seed | overfitting epochs | {} |\n|---|---|{}", qs.iter().map(|q| format!("ρ({}, val loss)", q.name(steps))).collect::<Vec<_>>().join(" | "), "---|".repeat(qs.len()));
+    header(md, &["seed", "overfitting epochs"], &qs.iter().map(|q| format!("ρ({}, val loss)", q.name(steps))).collect::<Vec<_>>(), &[]);
     for r in runs.iter().filter(|r| r.diverged.is_none()) {
         let cells: Vec<String> = qs
             .iter()

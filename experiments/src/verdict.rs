@@ -964,7 +964,14 @@ fn claim4_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, q
             s.values.push(rho);
         }
     }
-    missing_blocker(&mut s, profile.a_overfit.seeds.len(), "a seed with fewer than 4 measured overfitting epochs, or a constant series", plan);
+    let why = match stat {
+        Claim4Stat::PartialOnEpoch => {
+            "a seed with fewer than 4 measured overfitting epochs, a constant series, or a validation loss perfectly monotone in the \
+             epoch (then nothing is left to separate from the time trend and the partial correlation is undefined)"
+        }
+        _ => "a seed with fewer than 4 measured overfitting epochs (λ̂ under the validated protocol: that passed its diagnostics), or a constant series",
+    };
+    missing_blocker(&mut s, profile.a_overfit.seeds.len(), why, plan);
     s
 }
 

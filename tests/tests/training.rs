@@ -101,14 +101,28 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
     };
     let report = slt_experiments::reproduce::reproduce_all(&options, &[]).unwrap().expect("a report");
     let text = std::fs::read_to_string(&report).unwrap();
-    for claim in ["## Claim 1", "## Claim 2", "## Claim 3", "## Claim 4", "Claims at a glance", "## Hessian spectra"] {
+    for claim in [
+        "## Claim 1",
+        "## Claim 2",
+        "## Claim 3",
+        "## Claim 4",
+        "Claims at a glance",
+        "## Hessian spectra",
+        "Verdicts under the paper protocol",
+        "Verdicts under the validated protocol",
+        "Primary test:",
+        "Statistical design",
+        "Sensitivity to the online NGD's own arithmetic",
+    ] {
         assert!(text.contains(claim), "{claim} missing from:\n{text}");
     }
     let mut runs = Vec::new();
     for (suite, _) in slt_experiments::reproduce::SUITES {
         runs.extend(profile.runs(suite).unwrap());
     }
-    assert_eq!(runs.len(), 6 + 8 + 2 * 5 + 2);
+    // Suite 1: 3 arms + the 2 precision arms × 2 seeds; suite 2: 2 arms × (2 α + 2 ε) × 2 seeds;
+    // suite 3: 2 seeds × (parent, 2 SGD branches, 3 NGD lrs); the appendix: 2 seeds.
+    assert_eq!(runs.len(), (3 + 2) * 2 + 2 * 4 * 2 + 2 * 6 + 2);
     for r in &runs {
         let dir = r.dir(results.path());
         for f in ["config.json", "metrics.jsonl", "weights.safetensors", "summary.json"] {
@@ -117,9 +131,12 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
         let metrics: Vec<slt_experiments::train::EpochMetrics> = slt_experiments::store::read_jsonl(&dir.join("metrics.jsonl")).unwrap();
         let last = metrics.last().unwrap().measurement.as_ref().expect("the last epoch is measured");
         assert_eq!(last.llc.len(), 2, "λ̂ at two SGLD step sizes");
+        assert!(last.validated.is_some(), "the validated protocol at the last epoch of {}", dir.display());
         assert!(last.trace_h.is_finite());
+        let online = matches!(r.config.optimizer, slt_experiments::config::OptimizerConfig::NgdOnline(_));
+        assert_eq!(metrics.iter().all(|m| m.conditioning.is_some()), online, "conditioning recorded for online NGD only");
     }
-    for fig in ["fig1-llc-vs-width-sgld0", "fig2-over-epochs", "fig3-smoothing", "fig4-6-split", "fig7-overfit-over-epochs", "fig8-overfit-correlations", "hessian-spectra"] {
+    for fig in ["fig1-llc-vs-width-0", "fig2-over-epochs", "fig3-smoothing", "fig4-6-split", "fig7-overfit-over-epochs", "fig8-overfit-correlations", "hessian-spectra"] {
         for ext in ["png", "svg"] {
             let f = results.path().join("figures").join(format!("{fig}.{ext}"));
             assert!(f.exists(), "{}", f.display());

@@ -329,3 +329,55 @@ pub fn spectrum<B: AutodiffBackend>(
     let s = slq_density(&hvp, &SlqOptions { seed, ..Default::default() })?;
     Ok(Spectrum { grid: s.grid, density: s.density, top_eigenvalues: top.values })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slt_estimators::{Calibration, CalibrationRow};
+
+    fn row(step_size: f64, localization: f64, stable: bool, consistent: Option<bool>, warnings: Vec<Warning>) -> CalibrationRow {
+        CalibrationRow {
+            step_size,
+            localization,
+            llc_mean: Some(1.0),
+            llc_std: None,
+            diverged_chains: 0,
+            mala_acceptance_mean: None,
+            warnings,
+            stable,
+            consistent_with_smaller_step: consistent,
+        }
+    }
+
+    #[test]
+    fn the_validated_choice_skips_points_at_the_localisation_scale_or_with_disagreeing_chains() {
+        let at_scale = vec![Warning::AtLocalizationScale { distance: 10.0, scale: 11.0 }];
+        let r_hat = vec![Warning::HighRHat { r_hat: 1.3 }];
+        let cal = Calibration {
+            rows: vec![
+                row(1e-6, 2.0, true, None, Vec::new()),
+                row(1e-5, 2.0, true, Some(true), Vec::new()),
+                row(1e-4, 2.0, true, Some(true), at_scale.clone()),
+                row(1e-3, 2.0, true, Some(true), r_hat.clone()),
+                row(1e-2, 2.0, false, None, Vec::new()),
+            ],
+            recommended: Some((1e-3, 2.0)),
+        };
+        assert_eq!(choose_validated(&cal), Some((1e-5, 2.0)));
+        // Without a consistent accepted point, the smallest accepted ε; with none, no choice.
+        let cal = Calibration { rows: vec![row(1e-5, 2.0, true, None, Vec::new()), row(1e-4, 2.0, true, Some(false), Vec::new())], recommended: None };
+        assert_eq!(choose_validated(&cal), Some((1e-5, 2.0)));
+        let cal = Calibration { rows: vec![row(1e-5, 2.0, true, None, at_scale), row(1e-4, 2.0, true, None, r_hat)], recommended: None };
+        assert_eq!(choose_validated(&cal), None);
+    }
+
+    #[test]
+    fn the_validated_protocol_is_due_at_the_last_and_the_first_matched_epoch() {
+        let v = ValidatedProtocol { sgld: SgldConfig::default(), calibration: None, every_measured_epoch: false, matched_train_loss: Some(0.3) };
+        assert!(!v.due(1, 5, 0.5, []));
+        assert!(v.due(2, 5, 0.25, [0.5]));
+        assert!(!v.due(3, 5, 0.2, [0.5, 0.25]));
+        assert!(v.due(5, 5, 0.1, [0.5, 0.25, 0.2, 0.15]));
+        assert!(ValidatedProtocol { every_measured_epoch: true, ..v }.due(3, 5, 0.9, [1.0, 1.0]));
+    }
+}

@@ -902,14 +902,10 @@ pub fn claim3(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
         }
     }
     let mut notes = Vec::new();
-    if let Ok(p) = tost(&ctl_values(&primaries[2]), c.control_margin, &levels) {
+    if let Ok(p) = tost(&primaries[2].test.samples.values, c.control_margin, &levels) {
         notes.push(format!("Control, two one-sided tests of equivalence (|Δ| < {}): p = {}.", c.control_margin, fmt_p(p)));
     }
     ClaimAnalysis::finish(primaries, secondaries, notes)
-}
-
-fn ctl_values(p: &Primary) -> Vec<f64> {
-    p.test.samples.values.clone()
 }
 
 /// Spearman's ρ partialled on a third variable: (r_xy − r_xz·r_yz)/√((1 − r_xz²)(1 − r_yz²)).

@@ -16,7 +16,7 @@ use slt_models::Classifier;
 
 use crate::config::TrainConfig;
 use crate::optimizer::AnyOptimizer;
-use crate::train::EpochMetrics;
+use crate::records::EpochMetrics;
 use crate::weights::{fill_model, named_tensors, read_tensor, write_file, NamedTensor};
 
 const STATE_PREFIX: &str = "optimizer.";

@@ -231,7 +231,7 @@ impl Chart {
         let mut chart =
             Chart::new(title, x_label, y_label).series(Series::xy(label, SeriesStyle::Points, pts.iter().copied()));
         let (xs, ys): (Vec<f64>, Vec<f64>) = pts.iter().copied().unzip();
-        match (crate::stats::linear_fit(&xs, &ys), crate::stats::pearson(&xs, &ys)) {
+        match (slt_stats::linear_fit(&xs, &ys), slt_stats::pearson(&xs, &ys)) {
             (Some((a, b)), Ok(c)) => {
                 let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
                 let line = Series::xy(

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use slt_datasets::{resolve_data_dir, DatasetKind, RawSplits, SplitOptions};
-//! use slt_experiments::{config::{OptimizerConfig, TrainConfig}, train::train};
+//! use slt_experiments::{config::{OptimizerConfig, TrainConfig}, train::{train, TrainOptions}};
 //! use slt_optimizers::SgdConfig;
 //! type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 //! let splits = RawSplits::load(DatasetKind::Mnist, &resolve_data_dir(None))?
@@ -16,7 +16,8 @@
 //!     epochs: 1, batch_size: 128, seed: 0,
 //!     split: SplitOptions::default(), eval_train: false, measure: None, start_from: None,
 //! };
-//! let outcome = train::<B>(&config, &splits, &Default::default(), "ndarray", None, true)?;
+//! let device = Default::default();
+//! let outcome = train::<B>(&config, &splits, TrainOptions { show_progress: true, ..TrainOptions::new(&device, "ndarray") })?;
 //! println!("val acc {}", outcome.summary.final_metrics.val_acc);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
@@ -27,9 +28,10 @@ pub mod config;
 pub mod figures;
 pub mod measure;
 pub mod optimizer;
+pub mod profile;
+pub mod records;
 pub mod report;
 pub mod reproduce;
-pub mod stats;
 pub mod store;
 pub mod train;
 pub mod verdict;

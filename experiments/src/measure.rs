@@ -58,6 +58,10 @@ pub struct MeasureConfig {
     /// The validated λ̂ protocol, measured beside the paper's (none if absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validated: Option<ValidatedProtocol>,
+    /// Also compute the Hessian spectrum (SLQ density, top eigenvalues) of the final weights,
+    /// stored as `spectrum.json` beside the metrics.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spectrum_at_end: bool,
 }
 
 /// A λ̂ protocol whose estimates the estimator's own diagnostics accept (DESIGN.md 3.4, 7):

@@ -11,9 +11,11 @@ use anyhow::Context;
 
 use crate::figures::{self, Chart, DensityCurve, Series, SeriesStyle};
 use crate::measure::Measurement;
-use crate::reproduce::{ReproduceOptions, RunRecord};
-use crate::stats;
-use crate::verdict::{self, ClaimAnalysis, Outcome, Protocol, TestLine};
+use crate::records::RunRecord;
+use crate::reproduce::ReproduceOptions;
+use slt_stats as stats;
+use crate::verdict::{self, ClaimAnalysis, Protocol, TestLine};
+use slt_stats::decision::{one_sample, Direction, Evidence, Hypothesis, Outcome};
 
 /// The final measurement of a run that finished (a diverged run has none).
 fn last_measurement(r: &RunRecord) -> Option<&Measurement> {
@@ -175,7 +177,7 @@ fn glance(md: &mut String, claims: &[ClaimResult]) {
                 .iter()
                 .map(|(_, a)| {
                     let p = &a.primaries[k];
-                    let effect = p.verdict.evidence.map(|e| format!(" (effect {:+.3}, p = {})", e.effect, figures::format_p(e.p_claim))).unwrap_or_default();
+                    let effect = p.verdict.evidence.map(|e| format!(" (effect {:+.3}, p = {})", e.effect, stats::format_p(e.p_claim))).unwrap_or_default();
                     format!("**{}**{effect}", p.verdict.outcome)
                 })
                 .collect();
@@ -291,7 +293,7 @@ fn design(md: &mut String, options: &ReproduceOptions) {
     let _ = writeln!(md, "\n**Learning rates.** {}\n", profile.lr_rule);
 }
 
-fn fmt_evidence(e: &verdict::Evidence) -> String {
+fn fmt_evidence(e: &Evidence) -> String {
     format!("{:+.3} [{:+.3}, {:+.3}]", e.effect, e.ci.0, e.ci.1)
 }
 
@@ -310,8 +312,8 @@ fn render_analysis(md: &mut String, protocol: &str, a: &ClaimAnalysis, plan: &ve
                     100.0 * (1.0 - 2.0 * plan.alpha),
                     fmt_evidence(e),
                     e.n,
-                    figures::format_p(e.p_claim),
-                    figures::format_p(e.p_against),
+                    stats::format_p(e.p_claim),
+                    stats::format_p(e.p_against),
                     100.0 * plan.power,
                     e.detectable,
                     plan.effect_of_interest
@@ -352,8 +354,8 @@ fn secondary_row(md: &mut String, t: &TestLine) {
                 t.name,
                 e.n,
                 fmt_evidence(e),
-                figures::format_p(e.p_claim),
-                t.p_holm.map_or("–".into(), figures::format_p)
+                stats::format_p(e.p_claim),
+                t.p_holm.map_or("–".into(), stats::format_p)
             );
         }
         (None, err) => {
@@ -523,8 +525,8 @@ fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
                     return "(reference)".into();
                 }
                 let d = verdict::paired_relative(&rs, &refs, *q, verdict::Basis::Final, plan);
-                match verdict::one_sample(&d, verdict::Hypothesis::Directional(verdict::Direction::Greater), &levels) {
-                    Ok(e) => format!("{}, p = {}", fmt_evidence(&e), figures::format_p(e.p_claim)),
+                match one_sample(&d, Hypothesis::Directional(Direction::Greater), &levels) {
+                    Ok(e) => format!("{}, p = {}", fmt_evidence(&e), stats::format_p(e.p_claim)),
                     Err(e) => format!("no test ({e})"),
                 }
             })
@@ -780,40 +782,26 @@ fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
     Ok(())
 }
 
-/// Hessian spectra of one SGD and one NGD model side by side (the first seed of the largest S1
-/// model on the first dataset).
+/// Hessian spectra of the runs that computed one at their final weights (the profile marks the
+/// reference and the first other arm of suite 1's first dataset, largest model, first seed).
 fn spectra(md: &mut String, s1: &[&RunRecord], options: &ReproduceOptions, fig_dir: &Path) -> anyhow::Result<()> {
-    let p = &options.profile.s1;
-    let (Some(&dataset), Some(&model), Some(&seed)) = (p.datasets.first(), p.models.last(), p.seeds.first()) else {
-        return Ok(());
-    };
-    let pick = |arm: &str| s1.iter().find(|r| r.planned.config.dataset == dataset && r.planned.config.model == model && r.planned.config.seed == seed && r.planned.label == arm).copied();
-    let Some(ngd_arm) = p.arms.iter().skip(1).find(|a| pick(a).is_some()) else { return Ok(()) };
-    let (Some(sgd), Some(ngd)) = (pick(&p.arms[0]), pick(ngd_arm)) else { return Ok(()) };
-    let raw = slt_datasets::RawSplits::load(dataset, &options.data_dir)?;
-    let m = &options.profile.measure;
-    let mut spectra = Vec::new();
-    for r in [sgd, ngd] {
-        let splits = raw.split(&r.planned.config.split)?;
-        let weights = r.planned.dir(&options.results_dir).join("weights.safetensors");
-        let backend = options.backend;
-        let s = crate::with_backend!(backend, |B, device| {
-            let model_b = crate::weights::load(model.init::<B>(0, &device), &weights)?;
-            crate::measure::spectrum::<B>(&model_b, &splits.train, m.hessian_batches, m.hessian_batch_size, seed, &device)
-        })?;
-        spectra.push((r.planned.label.clone(), s));
-    }
-    let curves: Vec<DensityCurve> = spectra.iter().map(|(l, s)| DensityCurve { label: l.as_str(), grid: &s.grid, density: &s.density }).collect();
+    let with: Vec<(&RunRecord, &crate::measure::Spectrum)> =
+        s1.iter().filter_map(|r| Some((*r, r.spectrum.as_ref()?))).collect();
+    let [(first, a), (_, b)] = with.as_slice() else { return Ok(()) };
+    let c = &first.planned.config;
+    let curves: Vec<DensityCurve> =
+        with.iter().map(|(r, s)| DensityCurve { label: r.planned.label.as_str(), grid: &s.grid, density: &s.density }).collect();
     let files = figures::density_pair(
         &fig_dir.join("hessian-spectra"),
-        &format!("Hessian spectral density (SLQ), {model} on {dataset}, seed {seed}"),
+        &format!("Hessian spectral density (SLQ), {} on {}, seed {}", c.model, c.dataset, c.seed),
         curves[0],
         curves[1],
         true,
     )?;
     let _ = writeln!(md, "\n## Hessian spectra\n");
-    for (label, s) in &spectra {
-        let _ = writeln!(md, "* `{label}`: top eigenvalues (Lanczos) {:?}", s.top_eigenvalues.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>());
+    for (r, s) in [(with[0].0, a), (with[1].0, b)] {
+        let top: Vec<String> = s.top_eigenvalues.iter().map(|v| format!("{v:.4}")).collect();
+        let _ = writeln!(md, "* `{}`: top eigenvalues (Lanczos) {top:?}", r.planned.label);
     }
     figure_link(md, &files, "Hessian spectra", &options.results_dir);
     Ok(())

@@ -4,63 +4,57 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use slt_datasets::{Dataset, Splits};
 use slt_models::loss::cross_entropy;
 use slt_models::Classifier;
 
 use crate::config::TrainConfig;
+use crate::measure::Spectrum;
 use crate::optimizer::AnyOptimizer;
+pub use crate::records::{EpochMetrics, RunSummary};
 
-/// One row of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch index.
-    pub epoch: usize,
-    /// Mean minibatch loss over the epoch (or the full-train-set loss with `eval_train`).
-    pub train_loss: f64,
-    /// Full-train-set accuracy (only with `eval_train`).
-    pub train_acc: Option<f64>,
-    /// Validation loss (mean NLL).
-    pub val_loss: f64,
-    /// Validation accuracy.
-    pub val_acc: f64,
-    /// Mean over the epoch's steps of the update-direction norm ‖d‖.
-    pub update_norm_mean: f64,
-    /// Mean over the epoch's steps of the minibatch gradient norm ‖g‖.
-    pub grad_norm_mean: f64,
-    /// Mean over the epoch's steps of the damping κ (natural-gradient methods).
-    #[serde(default)]
-    pub kappa_mean: Option<f64>,
-    /// The online NGD's conditioning over the epoch's estimate updates (largest |RRᵀ − I|,
-    /// unresolved eigenvalues of Z_t); other optimisers have none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditioning: Option<slt_optimizers::Conditioning>,
-    /// Optimiser steps taken in the epoch.
-    pub steps: usize,
-    /// Wall-clock seconds of the epoch's training steps (data assembly included, evaluation
-    /// excluded).
-    pub seconds: f64,
-    /// λ̂, WBIC, Tr(H) at the end of the epoch, if the run measures this epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measurement: Option<crate::measure::Measurement>,
+/// Why training stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A non-finite gradient: the setting diverges (a finding of a sweep, not a failure).
+    #[error("training diverged at epoch {epoch}, step {step} ({optimizer}, lr {lr}): {source}")]
+    Diverged {
+        epoch: usize,
+        step: usize,
+        optimizer: &'static str,
+        lr: f64,
+        #[source]
+        source: slt_optimizers::OptimError,
+    },
+    /// Anything else (bad configuration, I/O, a failed measurement).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
 }
 
-/// What a finished run leaves in `summary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub run_id: String,
-    pub backend: String,
-    pub final_metrics: EpochMetrics,
-    /// Training seconds summed over epochs.
-    pub train_seconds: f64,
-    /// Wall-clock seconds of the whole run, evaluation included.
-    pub total_seconds: f64,
+/// Where and how a run trains.
+pub struct TrainOptions<'a, B: AutodiffBackend> {
+    pub device: &'a B::Device,
+    /// The backend's name, recorded in `summary.json`.
+    pub backend_name: &'a str,
+    /// With a folder: `config.json`, per-epoch metrics and checkpoints, the weights, the
+    /// spectrum (if measured) and the sealed `summary.json` are written there, and an
+    /// interrupted run of the same configuration resumes.
+    pub out: Option<&'a Path>,
+    pub show_progress: bool,
+    /// The parent's final model, for a run with `start_from` (required then, refused otherwise).
+    pub initial: Option<Classifier<B>>,
+}
+
+impl<'a, B: AutodiffBackend> TrainOptions<'a, B> {
+    /// In memory, quietly, from a fresh initialisation.
+    pub fn new(device: &'a B::Device, backend_name: &'a str) -> Self {
+        Self { device, backend_name, out: None, show_progress: false, initial: None }
+    }
 }
 
 /// A trained model and its record.
@@ -68,6 +62,8 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     pub model: Classifier<B>,
     pub metrics: Vec<EpochMetrics>,
     pub summary: RunSummary,
+    /// The Hessian spectrum at the final weights, if `measure.spectrum_at_end`.
+    pub spectrum: Option<Spectrum>,
 }
 
 /// Mean loss and accuracy of `model` on `data`, in batches of `batch_size`.
@@ -107,43 +103,26 @@ fn progress_bar(steps: u64, prefix: String, show: bool) -> ProgressBar {
     bar
 }
 
-/// Trains `config` on `splits`. With `out`, writes `config.json` first, after every epoch a
-/// `metrics.jsonl` row and a checkpoint, then `weights.safetensors` and `summary.json` (all
-/// atomically). If `out` holds a checkpoint of the same configuration, training resumes after
-/// its last finished epoch and ends exactly as an uninterrupted run would.
+/// Trains `config` on `splits`. With `options.out`, writes `config.json` first, after every
+/// epoch a `metrics.jsonl` row and a checkpoint, then `weights.safetensors`, the spectrum if
+/// measured, and the sealed `summary.json` (all atomically). If `out` holds a checkpoint of the
+/// same configuration, training resumes after its last finished epoch and ends exactly as an
+/// uninterrupted run would.
 pub fn train<B: AutodiffBackend>(
     config: &TrainConfig,
     splits: &Splits,
-    device: &B::Device,
-    backend_name: &str,
-    out: Option<&Path>,
-    show_progress: bool,
-) -> anyhow::Result<TrainOutcome<B>> {
-    train_from(config, splits, device, backend_name, out, show_progress, None)
-}
-
-/// [`train`] starting from `initial` (the final model of `config.start_from`, required when
-/// that is set) instead of a fresh initialisation.
-pub fn train_from<B: AutodiffBackend>(
-    config: &TrainConfig,
-    splits: &Splits,
-    device: &B::Device,
-    backend_name: &str,
-    out: Option<&Path>,
-    show_progress: bool,
-    initial: Option<Classifier<B>>,
-) -> anyhow::Result<TrainOutcome<B>> {
+    options: TrainOptions<'_, B>,
+) -> Result<TrainOutcome<B>, TrainError> {
+    let TrainOptions { device, backend_name, out, show_progress, initial } = options;
     config.validate()?;
-    anyhow::ensure!(
-        config.start_from.is_some() == initial.is_some(),
-        "a run with start_from needs the parent's final model, and only such a run takes one"
-    );
-    let started = Instant::now();
-    let run_id = config.run_id();
-    if let Some(dir) = out {
-        crate::store::write_json(&dir.join("config.json"), config)?;
+    if config.start_from.is_some() != initial.is_some() {
+        return Err(anyhow::anyhow!("a run with start_from needs the parent's final model, and only such a run takes one").into());
     }
-    let new_optimizer = || AnyOptimizer::<B>::new(&config.optimizer);
+    let started = Instant::now();
+    if let Some(dir) = out {
+        crate::store::write_json(&dir.join(crate::records::CONFIG_FILE), config)?;
+    }
+    let new_optimizer = || AnyOptimizer::<B>::new(&config.optimizer).map_err(anyhow::Error::from);
     let mut model = initial.unwrap_or_else(|| config.model.init::<B>(config.seed, device));
     let mut optimizer = new_optimizer()?;
     let mut metrics: Vec<EpochMetrics> = Vec::with_capacity(config.epochs);
@@ -157,95 +136,17 @@ pub fn train_from<B: AutodiffBackend>(
             optimizer = resumed.optimizer;
         }
     }
-    let train = &splits.train;
-    let eval_batch = 1000;
-    let mut train_seconds: f64 = metrics.iter().map(|m| m.seconds).sum();
     for epoch in metrics.len() + 1..=config.epochs {
-        let batches = train.epoch_batches(config.batch_size, config.seed, epoch as u64 - 1, false);
-        let bar = progress_bar(
-            batches.len() as u64,
-            format!("{} {} epoch {epoch}/{}", config.model, config.optimizer.name(), config.epochs),
-            show_progress,
-        );
-        let t0 = Instant::now();
-        let (mut loss_sum, mut update_sum, mut grad_sum, mut kappa_sum) = (0.0, 0.0, 0.0, None::<f64>);
-        for (step, indices) in batches.iter().enumerate() {
-            let batch = train.batch::<B>(indices, device);
-            let (next, report) = match optimizer.step(model, &batch) {
-                Ok(done) => done,
-                Err(err @ slt_optimizers::OptimError::NonFiniteGradient { .. }) => {
-                    bar.abandon();
-                    bail!(
-                        "training diverged at epoch {epoch}, step {} ({}, lr {}): {err}",
-                        step + 1,
-                        config.optimizer.name(),
-                        config.optimizer.lr()
-                    );
-                }
-                Err(err) => return Err(err).with_context(|| format!("epoch {epoch}, step {}", step + 1)),
-            };
-            model = next;
-            let loss_value = report.loss;
-            loss_sum += loss_value * indices.len() as f64;
-            update_sum += report.stats.update_norm;
-            grad_sum += report.stats.grad_norm;
-            if let Some(k) = report.kappa {
-                *kappa_sum.get_or_insert(0.0) += k;
-            }
-            bar.inc(1);
-            if step % 16 == 0 {
-                bar.set_message(format!("loss {loss_value:.4}"));
-            }
+        let (next, mut row) = train_epoch(config, &splits.train, model, &mut optimizer, epoch, device, show_progress)?;
+        model = next;
+        let (val_loss, val_acc, train_eval) = evaluate_epoch(config, splits, &model, device);
+        row.val_loss = val_loss;
+        row.val_acc = val_acc;
+        if let Some((loss, acc)) = train_eval {
+            row.train_loss = loss;
+            row.train_acc = Some(acc);
         }
-        let seconds = t0.elapsed().as_secs_f64();
-        train_seconds += seconds;
-        bar.finish_and_clear();
-        let steps = batches.len();
-        let valid = model.valid();
-        let inner_device = device.clone();
-        let (val_loss, val_acc) = evaluate(&valid, &splits.val, eval_batch, &inner_device);
-        let (train_loss, train_acc) = if config.eval_train {
-            let (l, a) = evaluate(&valid, train, eval_batch, &inner_device);
-            (l, Some(a))
-        } else {
-            (loss_sum / train.len() as f64, None)
-        };
-        let mut row = EpochMetrics {
-            epoch,
-            train_loss,
-            train_acc,
-            val_loss,
-            val_acc,
-            update_norm_mean: update_sum / steps as f64,
-            grad_norm_mean: grad_sum / steps as f64,
-            kappa_mean: kappa_sum.map(|k| k / steps as f64),
-            conditioning: optimizer.take_conditioning(),
-            steps,
-            seconds,
-            measurement: None,
-        };
-        if let Some(mc) = config.measure.as_ref().filter(|mc| mc.measures(epoch, config.epochs)) {
-            // The validated protocol's calibration, if an earlier epoch of this run chose one.
-            let calibrated = metrics
-                .iter()
-                .rev()
-                .find_map(|r: &EpochMetrics| r.measurement.as_ref()?.validated.as_ref().map(|p| (p.sgld_step, p.localization)));
-            let with_validated = mc
-                .validated
-                .as_ref()
-                .is_some_and(|v| v.due(epoch, config.epochs, row.train_loss, metrics.iter().map(|r: &EpochMetrics| r.train_loss)));
-            let m = crate::measure::measure_point(&model, train, mc, config.seed, epoch, calibrated, with_validated, device, show_progress)
-                .with_context(|| format!("measuring after epoch {epoch}"))?;
-            if show_progress {
-                let llc: Vec<String> = m
-                    .llc
-                    .iter()
-                    .map(|p| format!("λ̂(ε={:e}) {}", p.sgld_step, p.llc_mean.map_or("-".into(), |v| format!("{v:.2}"))))
-                    .collect();
-                eprintln!("    {} Tr(H) {:.2} ± {:.2} ‖g‖ {:.4} ({:.1} s)", llc.join(", "), m.trace_h, m.trace_h_se, m.grad_norm, m.seconds);
-            }
-            row.measurement = Some(m);
-        }
+        row.measurement = measure_epoch(config, &splits.train, &model, &metrics, &row, device, show_progress)?;
         if show_progress {
             eprintln!(
                 "{} {} epoch {epoch}/{}: train_loss {:.4} val_loss {:.4} val_acc {:.4} ({:.2} s, {:.2} ms/step)",
@@ -255,32 +156,155 @@ pub fn train_from<B: AutodiffBackend>(
                 row.train_loss,
                 row.val_loss,
                 row.val_acc,
-                seconds,
-                1e3 * seconds / steps as f64
+                row.seconds,
+                1e3 * row.seconds / row.steps as f64
             );
         }
         metrics.push(row);
         if let Some(dir) = out {
             crate::checkpoint::save(dir, config, &model, &optimizer, &metrics)?;
-            crate::store::write_jsonl(&dir.join("metrics.jsonl"), &metrics)?;
+            crate::store::write_jsonl(&dir.join(crate::records::METRICS_FILE), &metrics)?;
         }
     }
-    let summary = RunSummary {
-        run_id,
+    let spectrum = match config.measure.as_ref().filter(|m| m.spectrum_at_end) {
+        Some(m) => Some(
+            crate::measure::spectrum::<B>(&model, &splits.train, m.hessian_batches, m.hessian_batch_size, config.seed, device)
+                .context("the Hessian spectrum at the final weights")?,
+        ),
+        None => None,
+    };
+    let mut summary = RunSummary {
+        run_id: config.run_id(),
         backend: backend_name.to_string(),
-        final_metrics: metrics.last().cloned().expect("at least one epoch"),
-        train_seconds,
+        final_metrics: metrics.last().cloned().context("a run trains at least one epoch")?,
+        train_seconds: metrics.iter().map(|m| m.seconds).sum(),
         total_seconds: started.elapsed().as_secs_f64(),
+        digests: None,
     };
     if let Some(dir) = out {
-        crate::weights::save(&model, &dir.join("weights.safetensors"))?;
-        crate::store::write_json(&dir.join("summary.json"), &summary)?;
+        crate::weights::save(&model, &dir.join(crate::records::WEIGHTS_FILE))?;
+        if let Some(s) = &spectrum {
+            crate::store::write_json(&dir.join(crate::records::SPECTRUM_FILE), s)?;
+        }
+        crate::records::seal(dir, &mut summary, metrics.len())?;
         // The run is complete: the checkpoint duplicates the weights.
         let _ = std::fs::remove_file(crate::checkpoint::path(dir));
     }
-    Ok(TrainOutcome {
-        model,
-        metrics,
-        summary,
-    })
+    Ok(TrainOutcome { model, metrics, summary, spectrum })
+}
+
+/// One epoch of optimiser steps; the row it returns has the training-side fields filled
+/// (mean minibatch loss, update and gradient norms, κ, conditioning, steps, seconds).
+fn train_epoch<B: AutodiffBackend>(
+    config: &TrainConfig,
+    train: &Dataset,
+    mut model: Classifier<B>,
+    optimizer: &mut AnyOptimizer<B>,
+    epoch: usize,
+    device: &B::Device,
+    show_progress: bool,
+) -> Result<(Classifier<B>, EpochMetrics), TrainError> {
+    let batches = train.epoch_batches(config.batch_size, config.seed, epoch as u64 - 1, false);
+    let bar = progress_bar(
+        batches.len() as u64,
+        format!("{} {} epoch {epoch}/{}", config.model, config.optimizer.name(), config.epochs),
+        show_progress,
+    );
+    let t0 = Instant::now();
+    let (mut loss_sum, mut update_sum, mut grad_sum, mut kappa_sum) = (0.0, 0.0, 0.0, None::<f64>);
+    for (step, indices) in batches.iter().enumerate() {
+        let batch = train.batch::<B>(indices, device);
+        let (next, report) = match optimizer.step(model, &batch) {
+            Ok(done) => done,
+            Err(source @ slt_optimizers::OptimError::NonFiniteGradient { .. }) => {
+                bar.abandon();
+                return Err(TrainError::Diverged {
+                    epoch,
+                    step: step + 1,
+                    optimizer: config.optimizer.name(),
+                    lr: config.optimizer.lr(),
+                    source,
+                });
+            }
+            Err(err) => return Err(anyhow::Error::from(err).context(format!("epoch {epoch}, step {}", step + 1)).into()),
+        };
+        model = next;
+        loss_sum += report.loss * indices.len() as f64;
+        update_sum += report.stats.update_norm;
+        grad_sum += report.stats.grad_norm;
+        if let Some(k) = report.kappa {
+            *kappa_sum.get_or_insert(0.0) += k;
+        }
+        bar.inc(1);
+        if step % 16 == 0 {
+            bar.set_message(format!("loss {:.4}", report.loss));
+        }
+    }
+    bar.finish_and_clear();
+    let steps = batches.len().max(1);
+    let row = EpochMetrics {
+        epoch,
+        train_loss: loss_sum / train.len() as f64,
+        train_acc: None,
+        val_loss: f64::NAN,
+        val_acc: f64::NAN,
+        update_norm_mean: update_sum / steps as f64,
+        grad_norm_mean: grad_sum / steps as f64,
+        kappa_mean: kappa_sum.map(|k| k / steps as f64),
+        conditioning: optimizer.take_conditioning(),
+        steps: batches.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+        measurement: None,
+    };
+    Ok((model, row))
+}
+
+/// Validation loss and accuracy, and with `eval_train` the full-train-set loss and accuracy.
+fn evaluate_epoch<B: AutodiffBackend>(
+    config: &TrainConfig,
+    splits: &Splits,
+    model: &Classifier<B>,
+    device: &B::Device,
+) -> (f64, f64, Option<(f64, f64)>) {
+    const EVAL_BATCH: usize = 1000;
+    let valid = model.valid();
+    let (val_loss, val_acc) = evaluate(&valid, &splits.val, EVAL_BATCH, device);
+    let train = config.eval_train.then(|| evaluate(&valid, &splits.train, EVAL_BATCH, device));
+    (val_loss, val_acc, train)
+}
+
+/// λ̂, WBIC and Tr(H) after `row`'s epoch, if the run measures it (the validated protocol
+/// where it is due, with the calibration an earlier epoch chose).
+fn measure_epoch<B: AutodiffBackend>(
+    config: &TrainConfig,
+    train: &Dataset,
+    model: &Classifier<B>,
+    earlier: &[EpochMetrics],
+    row: &EpochMetrics,
+    device: &B::Device,
+    show_progress: bool,
+) -> anyhow::Result<Option<crate::measure::Measurement>> {
+    let epoch = row.epoch;
+    let Some(mc) = config.measure.as_ref().filter(|mc| mc.measures(epoch, config.epochs)) else {
+        return Ok(None);
+    };
+    let calibrated = earlier
+        .iter()
+        .rev()
+        .find_map(|r| r.measurement.as_ref()?.validated.as_ref().map(|p| (p.sgld_step, p.localization)));
+    let with_validated = mc
+        .validated
+        .as_ref()
+        .is_some_and(|v| v.due(epoch, config.epochs, row.train_loss, earlier.iter().map(|r| r.train_loss)));
+    let m = crate::measure::measure_point(model, train, mc, config.seed, epoch, calibrated, with_validated, device, show_progress)
+        .with_context(|| format!("measuring after epoch {epoch}"))?;
+    if show_progress {
+        let llc: Vec<String> = m
+            .llc
+            .iter()
+            .map(|p| format!("λ̂(ε={:e}) {}", p.sgld_step, p.llc_mean.map_or("-".into(), |v| format!("{v:.2}"))))
+            .collect();
+        eprintln!("    {} Tr(H) {:.2} ± {:.2} ‖g‖ {:.4} ({:.1} s)", llc.join(", "), m.trace_h, m.trace_h_se, m.grad_norm, m.seconds);
+    }
+    Ok(Some(m))
 }

@@ -31,371 +31,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use slt_stats as stats;
+use slt_stats::decision::{decide, holm, one_sample, tost, Direction, Evidence, Hypothesis, Levels, Samples, Verdict};
+use slt_stats::format_p as fmt_p;
 
-use crate::figures::format_p as fmt_p;
-use crate::measure::Measurement;
-use crate::reproduce::{Profile, RunRecord};
-use crate::stats;
-use crate::train::EpochMetrics;
-
-/// The sign a claim predicts for an effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Direction {
-    Greater,
-    Less,
-}
-
-/// What a test asserts about the mean μ of its samples.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Hypothesis {
-    /// μ has the given sign.
-    Directional(Direction),
-    /// μ < margin (non-superiority: "does not rise by more than the margin").
-    NotAbove { margin: f64 },
-}
-
-/// Levels of the design.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Levels {
-    pub alpha: f64,
-    pub power: f64,
-    /// Fewest independent samples a primary test accepts.
-    pub min_samples: usize,
-}
-
-impl Default for Levels {
-    fn default() -> Self {
-        Self { alpha: 0.05, power: 0.8, min_samples: 3 }
-    }
-}
-
-/// A one-sample t-test's numbers.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Evidence {
-    pub n: usize,
-    /// Mean of the samples.
-    pub effect: f64,
-    pub std_error: f64,
-    pub df: f64,
-    /// Two-sided (1 − 2α) confidence interval of the mean.
-    pub ci: (f64, f64),
-    /// One-sided p-value of the claim's test.
-    pub p_claim: f64,
-    /// One-sided p-value of the opposite test (same level).
-    pub p_against: f64,
-    /// Smallest effect (distance from the null of the claim's test) detectable with the
-    /// design's power at level α given the observed spread: (t₁₋α + t_power)·SE.
-    pub detectable: f64,
-}
-
-/// One-sample t-test of `values` against `hypothesis`.
-pub fn one_sample(values: &[f64], hypothesis: Hypothesis, levels: &Levels) -> Result<Evidence, stats::StatsError> {
-    const WHAT: &str = "one-sample t-test";
-    let s = stats::summary(values).ok_or(stats::StatsError::TooFewSamples { what: WHAT, need: 2, got: values.len() })?;
-    if s.n < 2 {
-        return Err(stats::StatsError::TooFewSamples { what: WHAT, need: 2, got: s.n });
-    }
-    if !(s.std_error > 0.0) {
-        return Err(stats::StatsError::ZeroVariance { what: WHAT, mean_diff: s.mean });
-    }
-    let df = (s.n - 1) as f64;
-    let t_dist = StudentsT::new(0.0, 1.0, df).expect("df ≥ 1");
-    let q = |p: f64| t_dist.inverse_cdf(p);
-    let (null, claim_is_upper) = match hypothesis {
-        Hypothesis::Directional(Direction::Greater) => (0.0, true),
-        Hypothesis::Directional(Direction::Less) => (0.0, false),
-        Hypothesis::NotAbove { margin } => (margin, false),
-    };
-    let t = (s.mean - null) / s.std_error;
-    let (upper, lower) = (t_dist.sf(t), t_dist.cdf(t));
-    let (p_claim, p_against) = if claim_is_upper { (upper, lower) } else { (lower, upper) };
-    let half = q(1.0 - levels.alpha) * s.std_error;
-    Ok(Evidence {
-        n: s.n,
-        effect: s.mean,
-        std_error: s.std_error,
-        df,
-        ci: (s.mean - half, s.mean + half),
-        p_claim,
-        p_against,
-        detectable: (q(1.0 - levels.alpha) + q(levels.power)) * s.std_error,
-    })
-}
-
-/// Two one-sided tests of equivalence |μ| < margin: the larger of the two one-sided p-values.
-pub fn tost(values: &[f64], margin: f64, levels: &Levels) -> Result<f64, stats::StatsError> {
-    let below = one_sample(values, Hypothesis::NotAbove { margin }, levels)?.p_claim;
-    let neg: Vec<f64> = values.iter().map(|v| -v).collect();
-    let above = one_sample(&neg, Hypothesis::NotAbove { margin }, levels)?.p_claim;
-    Ok(below.max(above))
-}
-
-/// Holm's step-down adjustment of `p` (family-wise error at the same α), in input order.
-pub fn holm(p: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-    let m = p.len();
-    let mut adjusted = vec![0.0; m];
-    let mut running: f64 = 0.0;
-    for (rank, &i) in order.iter().enumerate() {
-        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
-        adjusted[i] = running;
-    }
-    adjusted
-}
-
-/// The three outcomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Holds,
-    Contradicted,
-    Inconclusive,
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Outcome::Holds => "holds",
-            Outcome::Contradicted => "contradicted",
-            Outcome::Inconclusive => "inconclusive",
-        })
-    }
-}
-
-/// A verdict with its reason and the evidence behind it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub outcome: Outcome,
-    pub reason: String,
-    pub evidence: Option<Evidence>,
-}
-
-/// Samples for one test, with what stands in the way of trusting them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Samples {
-    pub values: Vec<f64>,
-    /// Reasons the test cannot decide (diverged runs, confounding, missing samples).
-    pub blockers: Vec<String>,
-    /// Facts a reader should see that do not block.
-    pub notes: Vec<String>,
-}
-
-/// Applies the rule to `samples` under `hypothesis`.
-pub fn decide(samples: &Samples, hypothesis: Hypothesis, levels: &Levels) -> Verdict {
-    let evidence = one_sample(&samples.values, hypothesis, levels);
-    let ev = evidence.as_ref().ok().copied();
-    let inconclusive = |reason: String| Verdict { outcome: Outcome::Inconclusive, reason, evidence: ev };
-    if !samples.blockers.is_empty() {
-        return inconclusive(format!("untestable: {}", samples.blockers.join("; ")));
-    }
-    if samples.values.len() < levels.min_samples {
-        return inconclusive(format!(
-            "too few independent samples (n = {}, the design needs ≥ {})",
-            samples.values.len(),
-            levels.min_samples
-        ));
-    }
-    let e = match evidence {
-        Ok(e) => e,
-        Err(err) => return inconclusive(format!("no test: {err}")),
-    };
-    let a = levels.alpha;
-    if e.p_claim < a {
-        return Verdict { outcome: Outcome::Holds, reason: format!("p = {} < {a} in the claimed direction", fmt_p(e.p_claim)), evidence: ev };
-    }
-    if e.p_against < a {
-        return Verdict {
-            outcome: Outcome::Contradicted,
-            reason: format!("p = {} < {a} in the opposite direction", fmt_p(e.p_against)),
-            evidence: ev,
-        };
-    }
-    let power = (levels.power * 100.0).round();
-    let resolve = match hypothesis {
-        Hypothesis::NotAbove { margin } => format!(
-            "the seeds cannot resolve the margin: equivalence could be shown only for margins ≥ {:.3} (at {power:.0} % power), the margin is {margin}",
-            e.detectable
-        ),
-        Hypothesis::Directional(_) => {
-            format!("the test could detect effects ≥ {:.3} at {power:.0} % power; observed {:+.3}", e.detectable, e.effect)
-        }
-    };
-    inconclusive(format!(
-        "neither direction significant (p = {} claimed, {} opposite); {resolve}",
-        fmt_p(e.p_claim),
-        fmt_p(e.p_against)
-    ))
-}
-
-// ---------------------------------------------------------------------------------------------
-// What the profile declares.
-
-/// The quantity a test is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum QuantityKind {
-    /// λ̂ (under the protocol being evaluated).
-    Llc,
-    /// Tr(H) by Hutchinson.
-    Trace,
-    /// n·E_β[L] (the WBIC at nβ = n/ln n).
-    NExpectedLoss,
-}
-
-/// The two λ̂ protocols every verdict is reported under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// The paper's SGLD settings, at the profile's SGLD step `k` (k = 0 is the paper's).
-    Paper(usize),
-    /// The calibrated protocol whose λ̂ the estimator's diagnostics accept; estimates that fail
-    /// a diagnostic are missing samples.
-    Validated,
-}
-
-/// A quantity under a protocol.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Quantity {
-    pub kind: QuantityKind,
-    pub protocol: Protocol,
-}
-
-impl Quantity {
-    /// The value at a measurement (`None` if not measured, or failed under `Validated`).
-    pub fn of(&self, m: &Measurement) -> Option<f64> {
-        let point = match self.protocol {
-            Protocol::Paper(k) => m.llc.get(k),
-            Protocol::Validated => m.validated.as_ref().filter(|p| p.passed()),
-        };
-        match self.kind {
-            QuantityKind::Trace => Some(m.trace_h).filter(|v| v.is_finite()),
-            QuantityKind::Llc => point.and_then(|p| p.llc_mean),
-            QuantityKind::NExpectedLoss => point.and_then(|p| p.n_expected_loss),
-        }
-    }
-
-    /// A name for tables.
-    pub fn name(&self, steps: &[f64]) -> String {
-        let protocol = match self.protocol {
-            Protocol::Paper(k) => format!("paper protocol, SGLD {:e}", steps.get(k).copied().unwrap_or(f64::NAN)),
-            Protocol::Validated => "validated protocol".into(),
-        };
-        match self.kind {
-            QuantityKind::Trace => "Tr(H)".into(),
-            QuantityKind::Llc => format!("λ̂ ({protocol})"),
-            QuantityKind::NExpectedLoss => format!("n·E_β[L] ({protocol})"),
-        }
-    }
-}
-
-/// Where in a run a quantity is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Basis {
-    /// The last epoch.
-    Final,
-    /// The first measured epoch whose training loss is at or below the dataset's target.
-    Matched,
-}
-
-/// The α or the ε sweep of suite 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Sweep {
-    Alpha,
-    Epsilon,
-}
-
-impl Sweep {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Sweep::Alpha => "alpha",
-            Sweep::Epsilon => "eps",
-        }
-    }
-}
-
-/// Claim 1's primary test: `arm` vs the suite's reference (first) arm.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Claim1Plan {
-    pub arm: String,
-    pub quantity: QuantityKind,
-    pub basis: Basis,
-}
-
-/// Claim 2's primary test: the per-seed slope of relative λ̂ on log₁₀(smoothing).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Claim2Plan {
-    pub arm: String,
-    pub sweep: Sweep,
-    pub quantity: QuantityKind,
-    pub basis: Basis,
-}
-
-/// Claim 3's primary tests: the rise at `ngd_lr`, the lr effect, and the control's margin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Claim3Plan {
-    pub ngd_lr: f64,
-    pub quantity: QuantityKind,
-    pub basis: Basis,
-    /// Non-superiority margin of the control, as a relative change of the quantity.
-    pub control_margin: f64,
-}
-
-/// Claim 4's primary test: per-seed Spearman ρ(quantity, validation loss) while overfitting.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Claim4Plan {
-    pub quantity: QuantityKind,
-}
-
-/// The statistical design of a profile, declared before its runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnalysisPlan {
-    pub alpha: f64,
-    pub power: f64,
-    /// The relative effect the design must be able to detect (stated next to each test's
-    /// detectable effect).
-    pub effect_of_interest: f64,
-    /// Arms whose mean training losses differ by more than this factor are confounded by
-    /// convergence: a test on the final epoch cannot decide.
-    pub confound_ratio: f64,
-    /// A test with more than this share of its planned samples missing cannot decide.
-    pub max_missing_share: f64,
-    /// Training-loss target of matched-convergence comparisons, per dataset name.
-    pub matched_train_loss: BTreeMap<String, f64>,
-    pub claim1: Claim1Plan,
-    pub claim2: Claim2Plan,
-    pub claim3: Claim3Plan,
-    pub claim4: Claim4Plan,
-}
-
-impl AnalysisPlan {
-    pub fn levels(&self) -> Levels {
-        Levels { alpha: self.alpha, power: self.power, min_samples: 3 }
-    }
-
-    /// Checks ranges.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.alpha > 0.0 && self.alpha < 0.5, "analysis.alpha must be in (0, 0.5)");
-        anyhow::ensure!(self.power > 0.5 && self.power < 1.0, "analysis.power must be in (0.5, 1)");
-        anyhow::ensure!(self.confound_ratio > 1.0, "analysis.confound_ratio must exceed 1");
-        anyhow::ensure!((0.0..1.0).contains(&self.max_missing_share), "analysis.max_missing_share must be in [0, 1)");
-        anyhow::ensure!(self.claim3.control_margin > 0.0, "analysis.claim3.control_margin must be positive");
-        anyhow::ensure!(self.effect_of_interest > 0.0, "analysis.effect_of_interest must be positive");
-        Ok(())
-    }
-
-    fn target(&self, dataset: &str) -> Option<f64> {
-        self.matched_train_loss.get(dataset).copied()
-    }
-}
+pub use crate::profile::{
+    s2_label, s3_control_label, s3_ngd_label, AnalysisPlan, Basis, Claim1Plan, Claim2Plan, Claim3Plan, Claim4Plan,
+    Protocol, Quantity, QuantityKind, Sweep,
+};
+use crate::profile::Profile;
+use crate::records::{EpochMetrics, RunRecord};
 
 // ---------------------------------------------------------------------------------------------
 // Reading run records.
@@ -705,11 +350,6 @@ pub fn smoothing_of(r: &RunRecord, sweep: Sweep) -> Option<f64> {
     }
 }
 
-/// The label suite 2 gives a run of `arm` in `sweep` at `value`.
-pub fn s2_label(arm: &str, sweep: Sweep, value: f64) -> String {
-    format!("{arm} {}={value:e}", sweep.name())
-}
-
 /// The runs of one sweep of one arm in suite 2.
 pub fn s2_runs<'a>(runs: &[&'a RunRecord], arm: &str, sweep: Sweep) -> Vec<&'a RunRecord> {
     let prefix = format!("{arm} {}=", sweep.name());
@@ -785,11 +425,6 @@ pub fn claim2(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
     ClaimAnalysis::finish(primaries, secondaries, Vec::new())
 }
 
-/// The label suite 3 gives an NGD branch at `lr`.
-pub fn s3_ngd_label(lr: f64) -> String {
-    format!("ngd-lr={lr:e}")
-}
-
 /// Per-seed relative change of q from the split (the parent's last epoch) to `basis` in each
 /// run of `label`.
 fn s3_deltas(runs: &[&RunRecord], plan: &AnalysisPlan, label: &str, q: Quantity, basis: Basis) -> BTreeMap<u64, f64> {
@@ -839,10 +474,6 @@ fn s3_lr_slopes(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, q: 
     s
 }
 
-/// The label of suite 3's control branch.
-pub fn s3_control_label(profile: &Profile) -> String {
-    format!("sgd-lr={:e}", profile.s3.sgd_lr_control)
-}
 
 /// Claim 3 under `protocol`: the rise, the lr effect and the control.
 pub fn claim3(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, protocol: Protocol) -> ClaimAnalysis {
@@ -908,14 +539,6 @@ pub fn claim3(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
     ClaimAnalysis::finish(primaries, secondaries, notes)
 }
 
-/// Spearman's ρ partialled on a third variable: (r_xy − r_xz·r_yz)/√((1 − r_xz²)(1 − r_yz²)).
-pub fn partial_spearman(x: &[f64], y: &[f64], z: &[f64]) -> Option<f64> {
-    let r = |a: &[f64], b: &[f64]| stats::spearman(a, b).ok().map(|c| c.r);
-    let (xy, xz, yz) = (r(x, y)?, r(x, z)?, r(y, z)?);
-    let den = ((1.0 - xz * xz) * (1.0 - yz * yz)).sqrt();
-    (den > 1e-9).then(|| (xy - xz * yz) / den)
-}
-
 /// The measured epochs of `r` from its lowest validation loss on (the overfitting phase):
 /// (epoch, validation loss, q).
 pub fn overfitting_points(r: &RunRecord, q: Quantity) -> Vec<(f64, f64, f64)> {
@@ -953,7 +576,7 @@ fn claim4_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, q
         let y: Vec<f64> = pts.iter().map(|p| p.2).collect();
         let rho = match stat {
             Claim4Stat::WithValidation => stats::spearman(&y, &v).ok().map(|c| c.r),
-            Claim4Stat::PartialOnEpoch => partial_spearman(&y, &v, &e),
+            Claim4Stat::PartialOnEpoch => stats::partial_spearman(&y, &v, &e),
             Claim4Stat::ValidationWithEpoch => stats::spearman(&v, &e).ok().map(|c| c.r),
         };
         if let Some(rho) = rho.filter(|r| r.is_finite()) {
@@ -1019,77 +642,9 @@ mod tests {
     use super::*;
     use crate::config::{OptimizerConfig, TrainConfig};
     use crate::measure::{LlcPoint, Measurement};
-    use crate::reproduce::PlannedRun;
+    use crate::profile::PlannedRun;
+    use slt_stats::decision::Outcome;
     use slt_datasets::{DatasetKind, SplitOptions};
-
-    fn levels() -> Levels {
-        Levels::default()
-    }
-
-    #[test]
-    fn one_sample_matches_hand_computation() {
-        let v = [0.5, 1.5, 0.0, 2.0];
-        let e2 = one_sample(&v, Hypothesis::Directional(Direction::Greater), &levels()).unwrap();
-        // mean 1, sd = 0.9129, se = 0.4564, t = 2.191, p = 0.0581 (scipy.stats.ttest_1samp, alternative='greater').
-        assert!((e2.p_claim - 0.05807).abs() < 2e-4, "{}", e2.p_claim);
-        assert!((e2.p_claim + e2.p_against - 1.0).abs() < 1e-12);
-        // detectable = (t_0.95,3 + t_0.8,3)·se = (2.3534 + 0.9785)·0.4564.
-        assert!((e2.detectable - 3.3319 * 0.45644).abs() < 1e-3, "{}", e2.detectable);
-        assert_eq!((e2.n, e2.df), (4, 3.0));
-        // The 90 % interval of the mean: 1 ± 2.3534·0.4564.
-        assert!((e2.ci.1 - (1.0 + 2.35336 * 0.456435)).abs() < 1e-3, "{:?}", e2.ci);
-    }
-
-    #[test]
-    fn holm_matches_the_textbook_example() {
-        // p = (0.01, 0.04, 0.03, 0.005): sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → max(0.06, 0.04).
-        let adj = holm(&[0.01, 0.04, 0.03, 0.005]);
-        let want = [0.03, 0.06, 0.06, 0.02];
-        for (a, w) in adj.iter().zip(want) {
-            assert!((a - w).abs() < 1e-12, "{adj:?}");
-        }
-    }
-
-    #[test]
-    fn decide_reaches_every_outcome() {
-        let l = levels();
-        let up = Samples { values: vec![0.9, 1.1, 1.0, 1.2, 0.8], ..Default::default() };
-        let down = Samples { values: up.values.iter().map(|v| -v).collect(), ..Default::default() };
-        let noise = Samples { values: vec![0.3, -0.2, 0.1, -0.4, 0.2], ..Default::default() };
-        let g = Hypothesis::Directional(Direction::Greater);
-        assert_eq!(decide(&up, g, &l).outcome, Outcome::Holds);
-        assert_eq!(decide(&down, g, &l).outcome, Outcome::Contradicted);
-        assert_eq!(decide(&noise, g, &l).outcome, Outcome::Inconclusive);
-        assert_eq!(decide(&up, Hypothesis::Directional(Direction::Less), &l).outcome, Outcome::Contradicted);
-        let blocked = Samples { blockers: vec!["1 run(s) diverged".into()], ..up.clone() };
-        let v = decide(&blocked, g, &l);
-        assert_eq!(v.outcome, Outcome::Inconclusive);
-        assert!(v.reason.contains("diverged"), "{}", v.reason);
-        let two = Samples { values: vec![1.0, 1.1], ..Default::default() };
-        assert!(decide(&two, g, &l).reason.contains("too few"));
-        let flat = Samples { values: vec![1.0; 4], ..Default::default() };
-        assert!(decide(&flat, g, &l).reason.contains("zero variance"));
-    }
-
-    #[test]
-    fn non_superiority_needs_the_seeds_to_resolve_the_margin() {
-        let l = levels();
-        let m = Hypothesis::NotAbove { margin: 0.1 };
-        // Many seeds, no effect: the upper confidence bound sits well below the margin.
-        let many: Vec<f64> = (0..20).map(|i| 0.02 * ((i * 7 % 5) as f64 - 2.0)).collect();
-        assert_eq!(decide(&Samples { values: many, ..Default::default() }, m, &l).outcome, Outcome::Holds);
-        // Three seeds, no effect, spread as large as the margin: inconclusive, and says why.
-        let few = Samples { values: vec![0.08, -0.1, 0.03], ..Default::default() };
-        let v = decide(&few, m, &l);
-        assert_eq!(v.outcome, Outcome::Inconclusive);
-        assert!(v.reason.contains("cannot resolve the margin"), "{}", v.reason);
-        // A clear rise beyond the margin contradicts.
-        let rise = Samples { values: vec![0.5, 0.6, 0.55, 0.45], ..Default::default() };
-        assert_eq!(decide(&rise, m, &l).outcome, Outcome::Contradicted);
-        // Equivalence by TOST needs both sides.
-        assert!(tost(&[0.01, -0.01, 0.0, 0.02, -0.02], 0.1, &l).unwrap() < 0.05);
-        assert!(tost(&[-0.5, -0.6, -0.55], 0.1, &l).unwrap() > 0.5);
-    }
 
     // Synthetic run records.
 
@@ -1147,6 +702,7 @@ mod tests {
             metrics: rows,
             reused: false,
             diverged: diverged.then(|| "training diverged".into()),
+            spectrum: None,
         }
     }
 

@@ -6,7 +6,7 @@ mod common;
 use slt_core::params::flatten_to_vec;
 use slt_datasets::{DatasetKind, RawSplits, SplitOptions};
 use slt_experiments::config::{OptimizerConfig, TrainConfig};
-use slt_experiments::train::{train, EpochMetrics};
+use slt_experiments::train::{train, EpochMetrics, TrainOptions};
 use slt_experiments::BackendKind;
 use slt_optimizers::SgdConfig;
 
@@ -35,7 +35,7 @@ fn mlp_2x256_sgd_reaches_pytorch_accuracy_on_mnist() {
     let splits = RawSplits::load(DatasetKind::Mnist, &common::data_dir()).unwrap().split(&SplitOptions::default()).unwrap();
     let c = config("mlp-2x256", 3, 0.01, SplitOptions::default());
     let out = tempfile::tempdir().unwrap();
-    let outcome = train::<B>(&c, &splits, &Default::default(), "flex", Some(out.path()), false).unwrap();
+    let outcome = train::<B>(&c, &splits, TrainOptions { out: Some(out.path()), ..TrainOptions::new(&Default::default(), "flex") }).unwrap();
     let acc: Vec<f64> = outcome.metrics.iter().map(|m| m.val_acc).collect();
     eprintln!("val acc per epoch: {acc:?}");
     assert!(acc[0] >= 0.87, "epoch 1 accuracy {acc:?}");
@@ -66,12 +66,12 @@ fn same_seed_gives_identical_metrics() {
             ..config(model, 2, 0.05, split.clone())
         };
         let strip = |m: Vec<EpochMetrics>| m.into_iter().map(|r| EpochMetrics { seconds: 0.0, ..r }).collect::<Vec<_>>();
-        let a = train::<B>(&c, &splits, &Default::default(), "flex", None, false).unwrap();
-        let b = train::<B>(&c, &splits, &Default::default(), "flex", None, false).unwrap();
+        let a = train::<B>(&c, &splits, TrainOptions::new(&Default::default(), "flex")).unwrap();
+        let b = train::<B>(&c, &splits, TrainOptions::new(&Default::default(), "flex")).unwrap();
         assert_eq!(strip(a.metrics), strip(b.metrics), "{model}");
         assert_eq!(flatten_to_vec(&a.model), flatten_to_vec(&b.model), "{model}");
         let other = TrainConfig { seed: 1, ..c };
-        let d = train::<B>(&other, &splits, &Default::default(), "flex", None, false).unwrap();
+        let d = train::<B>(&other, &splits, TrainOptions::new(&Default::default(), "flex")).unwrap();
         assert_ne!(flatten_to_vec(&a.model), flatten_to_vec(&d.model));
     }
 }
@@ -81,7 +81,7 @@ fn diverging_training_stops_with_a_clear_error() {
     let split = SplitOptions { train_subset: Some(512), val_subset: Some(100), val_from_train: None, seed: 0 };
     let splits = RawSplits::load(DatasetKind::Mnist, &common::data_dir()).unwrap().split(&split).unwrap();
     let c = config("mlp-1x32", 3, 1e6, split);
-    let err = train::<B>(&c, &splits, &Default::default(), "flex", None, false).err().expect("must diverge");
+    let err = train::<B>(&c, &splits, TrainOptions::new(&Default::default(), "flex")).err().expect("must diverge");
     let msg = format!("{err:#}");
     assert!(msg.contains("diverged") || msg.contains("non-finite"), "{msg}");
 }
@@ -99,7 +99,11 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
         jobs: 2,
         shard: None,
     };
-    let report = slt_experiments::reproduce::reproduce_all(&options, &[]).unwrap().expect("a report");
+    let write_report = |options: &slt_experiments::reproduce::ReproduceOptions| {
+        let done = slt_experiments::reproduce::reproduce_all(options, &[]).unwrap();
+        slt_experiments::report::write(options, &done.complete.expect("every run finished"), &done.this_call, done.seconds).unwrap()
+    };
+    let report = write_report(&options);
     let text = std::fs::read_to_string(&report).unwrap();
     for claim in [
         "## Claim 1",
@@ -146,7 +150,7 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
     // (up to the line with this invocation's counts and time).
     let stamp = |r: &slt_experiments::reproduce::PlannedRun| std::fs::metadata(r.dir(results.path()).join("weights.safetensors")).unwrap().modified().unwrap();
     let before: Vec<_> = runs.iter().map(stamp).collect();
-    let again = slt_experiments::reproduce::reproduce_all(&options, &[]).unwrap().unwrap();
+    let again = write_report(&options);
     let after: Vec<_> = runs.iter().map(stamp).collect();
     assert_eq!(before, after);
     let strip = |t: &str| t.lines().filter(|l| !l.starts_with("Profile `")).map(str::to_string).collect::<Vec<_>>();

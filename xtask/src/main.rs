@@ -9,6 +9,7 @@ use slt_datasets::download::default_sources;
 use slt_datasets::{fetch_dataset, resolve_data_dir, DatasetKind, FileStatus, Manifest, Source};
 use slt_experiments::config::{OptimizerConfig, TrainConfig};
 use slt_experiments::reproduce::{default_results_dir, reproduce_all, Profile, ReproduceOptions};
+use slt_experiments::train::TrainOptions;
 use slt_experiments::BackendKind;
 
 mod bench;
@@ -214,20 +215,25 @@ fn reproduce(suites: &[&str], args: ReproduceArgs) -> anyhow::Result<()> {
     fetch(&datasets, &data_dir, from.as_deref())?;
     let jobs = run.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     anyhow::ensure!(jobs > 0, "--jobs must be at least 1");
-    let report = reproduce_all(
-        &ReproduceOptions {
-            profile,
-            backend,
-            data_dir,
-            results_dir: results_dir.unwrap_or_else(default_results_dir),
-            show_progress: true,
-            jobs,
-            shard: run.shard,
-        },
-        suites,
-    )?;
-    if let Some(report) = report {
-        eprintln!("report: {}", report.display());
+    let options = ReproduceOptions {
+        profile,
+        backend,
+        data_dir,
+        results_dir: results_dir.unwrap_or_else(default_results_dir),
+        show_progress: true,
+        jobs,
+        shard: run.shard,
+    };
+    let done = reproduce_all(&options, suites)?;
+    match &done.complete {
+        Some(all) => {
+            let report = slt_experiments::report::write(&options, all, &done.this_call, done.seconds)?;
+            eprintln!("report: {}", report.display());
+        }
+        None => eprintln!(
+            "{} runs of the profile have not finished yet: no report (run the other shards/suites, then reproduce-all)",
+            done.missing
+        ),
     }
     Ok(())
 }
@@ -343,8 +349,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         .context("loading the data")?
         .split(&config.split)?;
     let summary = slt_experiments::with_backend!(backend, |B, device| {
-        slt_experiments::train::train::<B>(&config, &splits, &device, backend.name(), Some(&out), true)
-            .map(|o| o.summary)
+        let options = TrainOptions { out: Some(&out), show_progress: true, ..TrainOptions::<B>::new(&device, backend.name()) };
+        slt_experiments::train::train::<B>(&config, &splits, options).map(|o| o.summary).map_err(anyhow::Error::from)
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     eprintln!("results in {}", out.display());

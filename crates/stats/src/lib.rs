@@ -1,4 +1,4 @@
-//! The statistics the report states for each claim: Welch's unequal-variance t-test, the paired
+//! Small-sample statistics for comparing optimisers across seeds: Welch's unequal-variance t-test, the paired
 //! t-test, Pearson's and Spearman's correlation with their p-values, and mean / sample standard
 //! deviation helpers.
 //!
@@ -7,7 +7,7 @@
 //! All p-values are two-sided and computed from the Student-t survival function (`statrs`).
 //!
 //! ```
-//! use slt_experiments::stats::welch_t_test;
+//! use slt_stats::welch_t_test;
 //! let ngd = [10.2, 11.0, 10.7, 11.4, 10.9];
 //! let sgd = [8.1, 8.9, 8.4, 8.0, 8.7];
 //! let t = welch_t_test(&ngd, &sgd).unwrap();
@@ -15,6 +15,8 @@
 //! ```
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
+
+pub mod decision;
 
 /// Why a statistic could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -260,6 +262,25 @@ pub fn linear_fit(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
     let slope = sxy / sxx;
     Some((my - slope * mx, slope))
+}
+
+/// Spearman's ρ partialled on a third variable: (r_xy − r_xz·r_yz)/√((1 − r_xz²)(1 − r_yz²)).
+pub fn partial_spearman(x: &[f64], y: &[f64], z: &[f64]) -> Option<f64> {
+    let r = |a: &[f64], b: &[f64]| spearman(a, b).ok().map(|c| c.r);
+    let (xy, xz, yz) = (r(x, y)?, r(x, z)?, r(y, z)?);
+    let den = ((1.0 - xz * xz) * (1.0 - yz * yz)).sqrt();
+    (den > 1e-9).then(|| (xy - xz * yz) / den)
+}
+
+/// A p-value for tables: "0", three significant decimals, or scientific below 10⁻³.
+pub fn format_p(p: f64) -> String {
+    if p == 0.0 {
+        "0".into()
+    } else if p < 1e-3 {
+        format!("{p:.2e}")
+    } else {
+        format!("{p:.3}")
+    }
 }
 
 #[cfg(test)]

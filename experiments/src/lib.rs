@@ -25,7 +25,6 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
-pub mod figures;
 pub mod measure;
 pub mod optimizer;
 pub mod profile;

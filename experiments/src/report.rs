@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::figures::{self, Chart, DensityCurve, Series, SeriesStyle};
+use slt_plot::{self as figures, Chart, DensityCurve, Series, SeriesStyle};
 use crate::measure::Measurement;
 use crate::records::RunRecord;
 use crate::reproduce::ReproduceOptions;

@@ -134,7 +134,7 @@ fn execute(planned: &PlannedRun, data: &DataCache, options: &ReproduceOptions, s
         }
         Err(e @ TrainError::Diverged { .. }) => {
             // A diverging setting is a finding of the sweep: record it, keep going.
-            let message = e.to_string();
+            let message = format!("{:#}", anyhow::Error::from(e));
             let metrics = crate::records::mark_diverged(&dir, &message)?;
             Ok(RunRecord { planned: planned.clone(), summary: None, metrics, reused: false, diverged: Some(message), spectrum: None })
         }

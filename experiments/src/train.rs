@@ -22,7 +22,7 @@ pub use crate::records::{EpochMetrics, RunSummary};
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// A non-finite gradient: the setting diverges (a finding of a sweep, not a failure).
-    #[error("training diverged at epoch {epoch}, step {step} ({optimizer}, lr {lr}): {source}")]
+    #[error("training diverged at epoch {epoch}, step {step} ({optimizer}, lr {lr})")]
     Diverged {
         epoch: usize,
         step: usize,

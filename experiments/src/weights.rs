@@ -94,7 +94,11 @@ pub fn fill_model<B: Backend, M: Module<B>>(model: M, tensors: &SafeTensors, pat
     let layout = ParamLayout::of(&model);
     let mut flat = Vec::with_capacity(layout.len);
     for e in &layout.entries {
-        flat.extend(read_tensor(tensors, path, &e.name, &e.shape)?);
+        let values = read_tensor(tensors, path, &e.name, &e.shape)?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            bail!("{}: tensor '{}' holds a non-finite value ({} at flat index {i})", path.display(), e.name, values[i]);
+        }
+        flat.extend(values);
     }
     Ok(write_back_vec(model, &flat)?)
 }
@@ -111,9 +115,23 @@ pub fn save<B: Backend, M: Module<B>>(model: &M, path: &Path) -> anyhow::Result<
     write_file(path, &named_tensors(model), None)
 }
 
-/// Loads parameters saved by [`save`] into `model` (which fixes names and shapes).
+/// Loads parameters saved by [`save`] into `model`, which fixes names and shapes: the file must
+/// hold exactly the model's tensors (none missing, none extra, each of the model's shape) with
+/// finite values; an error names the tensor.
 pub fn load<B: Backend, M: Module<B>>(model: M, path: &Path) -> anyhow::Result<M> {
     let buffer = read_file(path)?;
     let tensors = SafeTensors::deserialize(&buffer)?;
+    let layout = ParamLayout::of(&model);
+    let mut extra: Vec<String> =
+        tensors.names().into_iter().filter(|n| !layout.entries.iter().any(|e| &e.name == *n)).cloned().collect();
+    if !extra.is_empty() {
+        extra.sort();
+        bail!(
+            "{}: holds tensors the model does not have: {} (is this the right --model? it expects {})",
+            path.display(),
+            extra.join(", "),
+            layout.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
     fill_model(model, &tensors, path)
 }

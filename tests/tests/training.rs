@@ -155,4 +155,62 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
     assert_eq!(before, after);
     let strip = |t: &str| t.lines().filter(|l| !l.starts_with("Profile `")).map(str::to_string).collect::<Vec<_>>();
     assert_eq!(strip(&text), strip(&std::fs::read_to_string(&again).unwrap()));
+
+    // Each shard runs alone (a split run lands in its parent's shard), in either order; the
+    // merge writes the unsharded report (up to the run times, which are measured).
+    let sharded = tempfile::tempdir().unwrap();
+    let shard_options = |shard| slt_experiments::reproduce::ReproduceOptions {
+        results_dir: sharded.path().to_path_buf(),
+        shard,
+        ..options.clone()
+    };
+    let second = slt_experiments::reproduce::reproduce_all(&shard_options(Some((1, 2))), &[]).unwrap();
+    assert!(second.missing > 0 && second.complete.is_none(), "one shard alone leaves the other's runs");
+    let first = slt_experiments::reproduce::reproduce_all(&shard_options(Some((0, 2))), &[]).unwrap();
+    assert_eq!(first.missing, 0, "the two shards together cover the profile");
+    let trained = |r: &slt_experiments::reproduce::Reproduction| r.this_call.iter().filter(|x| !x.reused).count();
+    // The plan trains each configuration once (suite 2's α and ε sweeps share the arm's own point).
+    let unique = slt_experiments::reproduce::plan(&profile, &[]).unwrap().len();
+    assert_eq!(trained(&first) + trained(&second), unique, "every run trained once across the shards");
+    let merged = write_report(&shard_options(None));
+    let measured_times = |t: &str| {
+        let mut in_times = false;
+        t.lines()
+            .filter(|l| {
+                if l.starts_with("## ") {
+                    in_times = l.starts_with("## Run times");
+                }
+                !in_times && !l.starts_with("Profile `")
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(measured_times(&text), measured_times(&std::fs::read_to_string(&merged).unwrap()));
+}
+
+/// Two reproductions on one results folder at once train each run once: the second waits for
+/// the run the first holds and reuses it.
+#[test]
+fn concurrent_reproductions_train_each_run_once() {
+    let profile = slt_experiments::reproduce::Profile::load("smoke").unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let options = slt_experiments::reproduce::ReproduceOptions {
+        profile: profile.clone(),
+        backend: BackendKind::Flex,
+        data_dir: common::data_dir(),
+        results_dir: results.path().to_path_buf(),
+        show_progress: false,
+        jobs: 1,
+        shard: None,
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| slt_experiments::reproduce::reproduce_all(&options, &["s3-split"]).unwrap());
+        let b = s.spawn(|| slt_experiments::reproduce::reproduce_all(&options, &["s3-split"]).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let planned = profile.runs("s3-split").unwrap().len();
+    let trained = |r: &slt_experiments::reproduce::Reproduction| r.this_call.iter().filter(|x| !x.reused).count();
+    assert_eq!(a.this_call.len(), planned);
+    assert_eq!(b.this_call.len(), planned);
+    assert_eq!(trained(&a) + trained(&b), planned, "each run trained by exactly one of the two");
 }

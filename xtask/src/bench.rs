@@ -13,17 +13,28 @@ use slt_experiments::BackendKind;
 use slt_models::loss::cross_entropy;
 use slt_optimizers::{Sgd, SgdConfig};
 
+/// What `bench` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchWhat {
+    /// A training epoch of SGD, with a step breakdown against the arithmetic floor.
+    Sgd,
+    /// An SGLD step and a λ̂ estimate.
+    Llc,
+    /// Natural-gradient steps against an SGD step.
+    Ngd,
+    /// Everything.
+    All,
+}
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// What to time: sgd (training epoch), llc (SGLD step and LLC estimate), ngd (natural-gradient
-    /// steps against an SGD step) or all.
-    #[arg(default_value = "all")]
-    what: String,
-    /// ndarray (default), flex or wgpu.
-    #[arg(long)]
-    backend: Option<String>,
+    /// What to time.
+    #[arg(value_enum, default_value_t = BenchWhat::All)]
+    what: BenchWhat,
+    #[arg(long, value_enum)]
+    backend: Option<crate::args::BackendArg>,
     /// Epochs to time (the median is reported).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::positive)]
     epochs: usize,
     /// Data directory (default: $SLT_DATA_DIR, else <repo>/datasets).
     #[arg(long)]
@@ -108,13 +119,13 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
         let _ = total.into_scalar().elem::<f64>();
     });
 
-    if args.what == "llc" || args.what == "all" {
+    if matches!(args.what, BenchWhat::Llc | BenchWhat::All) {
         bench_llc::<B>(device, train, t_step)?;
     }
-    if args.what == "ngd" || args.what == "all" {
+    if matches!(args.what, BenchWhat::Ngd | BenchWhat::All) {
         bench_ngd::<B>(device, train, &batch, t_step)?;
     }
-    if args.what == "llc" || args.what == "ngd" {
+    if matches!(args.what, BenchWhat::Llc | BenchWhat::Ngd) {
         return Ok(());
     }
 
@@ -243,7 +254,7 @@ fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Datas
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let backend = crate::parse_backend(args.backend.as_deref())?;
+    let backend = crate::args::backend(args.backend)?;
     slt_experiments::with_backend!(backend, |B, device| bench::<B>(&device, &args, backend))
 }
 

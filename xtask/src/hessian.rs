@@ -15,21 +15,25 @@ use slt_hessian::{
 };
 use slt_models::{Classifier, ModelSpec};
 
+use crate::args::{positive, WeightsArgs};
+
+/// `--trace`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceArg {
+    /// Rademacher probes, stopping early at 1 % relative standard error.
+    Hutchinson,
+    /// Hutch++ (a low-rank sketch plus Hutchinson on the rest).
+    Hutchpp,
+}
+
 #[derive(clap::Args)]
 pub struct HessianArgs {
-    /// Weights written by `train` (weights.safetensors).
-    #[arg(long)]
-    weights: PathBuf,
-    /// The model the weights belong to.
-    #[arg(long)]
-    model: String,
-    #[arg(long, default_value = "mnist")]
-    dataset: String,
-    /// Trace estimator: hutchinson or hutchpp.
-    #[arg(long, default_value = "hutchinson")]
-    trace: String,
+    #[command(flatten)]
+    w: WeightsArgs,
+    #[arg(long, value_enum, default_value_t = TraceArg::Hutchinson)]
+    trace: TraceArg,
     /// Hessian-vector products for the trace (Hutchinson stops earlier at 1% relative error).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = positive)]
     probes: usize,
     /// Top eigenvalues to compute (Lanczos, checked against power iteration for the first).
     #[arg(long, default_value_t = 0)]
@@ -42,30 +46,30 @@ pub struct HessianArgs {
     #[arg(long, value_name = "STEM")]
     plot: Option<PathBuf>,
     /// Evaluation set: this many training batches...
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = positive)]
     batches: usize,
     /// ...of this size, chosen by --seed.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = positive)]
     batch_size: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Write all results (density grid included) as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    #[arg(long)]
-    backend: Option<String>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+}
+
+fn trace_name(t: TraceArg) -> &'static str {
+    match t {
+        TraceArg::Hutchinson => "hutchinson",
+        TraceArg::Hutchpp => "hutchpp",
+    }
 }
 
 type Inner<F> = burn_autodiff::Autodiff<F>;
 type Outer<F> = burn_autodiff::Autodiff<Inner<F>>;
 
 fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets::Dataset, device: &F::Device) -> anyhow::Result<serde_json::Value> {
-    anyhow::ensure!(args.trace == "hutchinson" || args.trace == "hutchpp", "--trace {}: expected hutchinson or hutchpp", args.trace);
     anyhow::ensure!(args.batches * args.batch_size <= train.len(), "--batches × --batch-size exceeds the {} training examples", train.len());
-    let model: Classifier<Inner<F>> = slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.weights)?;
-    let order = epoch_order(train.len(), args.seed, u64::MAX);
+    let model: Classifier<Inner<F>> = slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.w.weights)?;
+    let order = epoch_order(train.len(), args.w.seed, u64::MAX);
     let batches: Vec<ClassificationBatch<Outer<F>>> = order
         .chunks(args.batch_size)
         .take(args.batches)
@@ -81,24 +85,24 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
     let grad = hvp.gradient()?;
     let grad_norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
     let mut out = json!({
-        "model": spec.to_string(), "dataset": args.dataset, "d": d,
+        "model": spec.to_string(), "dataset": DatasetKind::from(args.w.dataset).name(), "d": d,
         "eval_examples": args.batches * args.batch_size, "loss": hvp.loss()?, "grad_norm": grad_norm,
     });
     bar.set_message("trace");
-    let t = if args.trace == "hutchpp" {
-        trace::hutch_pp(&op, args.probes, args.seed)?
+    let t = if args.trace == TraceArg::Hutchpp {
+        trace::hutch_pp(&op, args.probes, args.w.seed)?
     } else {
-        trace::hutchinson(&op, &trace::HutchinsonOptions { max_probes: args.probes, seed: args.seed, ..Default::default() })?
+        trace::hutchinson(&op, &trace::HutchinsonOptions { max_probes: args.probes, seed: args.w.seed, ..Default::default() })?
     };
-    println!("Tr(H) = {:.4} ± {:.4} ({}, {} products; d = {d}, loss {:.5}, ‖g‖ {:.4})", t.trace, t.std_error, args.trace, t.matvecs, out["loss"].as_f64().unwrap_or(f64::NAN), grad_norm);
-    out["trace"] = json!({"method": args.trace, "value": t.trace, "std_error": t.std_error, "matvecs": t.matvecs, "converged": t.converged});
+    println!("Tr(H) = {:.4} ± {:.4} ({}, {} products; d = {d}, loss {:.5}, ‖g‖ {:.4})", t.trace, t.std_error, trace_name(args.trace), t.matvecs, out["loss"].as_f64().unwrap_or(f64::NAN), grad_norm);
+    out["trace"] = json!({"method": trace_name(args.trace), "value": t.trace, "std_error": t.std_error, "matvecs": t.matvecs, "converged": t.converged});
     if args.top_k > 0 {
         bar.set_message("Lanczos");
-        let l = eigen::lanczos(&op, &LanczosOptions { k: args.top_k, seed: args.seed, ..Default::default() })?;
+        let l = eigen::lanczos(&op, &LanczosOptions { k: args.top_k, seed: args.w.seed, ..Default::default() })?;
         bar.set_message("power iteration");
         // PyHessian's relative tolerance 1e-3 stops early when the top two eigenvalues are
         // close (measured: 7.12 instead of 7.62 on a trained MLP): use 1e-6.
-        let p = eigen::power_iteration(&op, &PowerOptions { k: 1, seed: args.seed, tol: 1e-6, max_iter: 1000 })?;
+        let p = eigen::power_iteration(&op, &PowerOptions { k: 1, seed: args.w.seed, tol: 1e-6, max_iter: 1000 })?;
         println!("top eigenvalues (Lanczos, largest algebraic): {:?}", l.values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>());
         println!("largest |λ| by power iteration: {:.5} (PyHessian's method, relative tolerance 1e-6, {} products)", p.values[0], p.matvecs);
         let top = l.values.iter().fold(0f64, |m, v| m.max(v.abs()));
@@ -112,7 +116,7 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
     }
     if args.density || args.plot.is_some() {
         bar.set_message("SLQ density");
-        let s = slq_density(&op, &SlqOptions { seed: args.seed, ..Default::default() })?;
+        let s = slq_density(&op, &SlqOptions { seed: args.w.seed, ..Default::default() })?;
         println!(
             "spectral density: {} probes × {} Lanczos nodes, σ = {:.3e}, integral {:.4}, mean eigenvalue {:.4e} (grid in --json)",
             s.nodes.len(),
@@ -122,9 +126,9 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
             s.moment(1)
         );
         if let Some(stem) = &args.plot {
-            use slt_experiments::figures::{line_chart, Chart, DensityCurve};
+            use slt_plot::{line_chart, Chart, DensityCurve};
             let curve = DensityCurve { label: "", grid: &s.grid, density: &s.density };
-            let chart = Chart::density(format!("Hessian spectral density: {spec} on {}", args.dataset), &[curve], true)
+            let chart = Chart::density(format!("Hessian spectral density: {spec} on {}", DatasetKind::from(args.w.dataset)), &[curve], true)
                 .annotation(format!(
                     "SLQ: {} probes × {} Lanczos nodes, σ = {:.3e}; Tr(H) = {:.4} ± {:.4}; {} examples, seed {}",
                     s.nodes.len(),
@@ -133,7 +137,7 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
                     t.trace,
                     t.std_error,
                     args.batches * args.batch_size,
-                    args.seed
+                    args.w.seed
                 ));
             let files = line_chart(stem, &chart)?;
             eprintln!("density plot written to {} and {}", files.png.display(), files.svg.display());
@@ -145,12 +149,12 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
 }
 
 pub fn run(args: HessianArgs) -> anyhow::Result<()> {
-    let backend = crate::parse_backend(args.backend.as_deref())?;
-    let dataset: DatasetKind = args.dataset.parse().context("--dataset")?;
-    let spec: ModelSpec = args.model.parse().context("--model")?;
-    let splits = RawSplits::load(dataset, &resolve_data_dir(args.data_dir.as_deref()))
+    let backend = crate::args::backend(args.w.backend)?;
+    let dataset: DatasetKind = args.w.dataset.into();
+    let spec: ModelSpec = args.w.model;
+    let splits = RawSplits::load(dataset, &resolve_data_dir(args.w.data_dir.as_deref()))
         .context("loading the data")?
-        .split(&SplitOptions::default())?;
+        .split(&SplitOptions { train_subset: args.w.train_subset, seed: args.w.seed, ..Default::default() })?;
     let out = match backend {
         #[cfg(feature = "flex")]
         BackendKind::Flex => run_on::<burn_flex::Flex>(&args, spec, &splits.train, &Default::default())?,

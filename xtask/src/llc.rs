@@ -6,78 +6,68 @@ use anyhow::Context;
 use slt_datasets::{resolve_data_dir, DatasetKind, RawSplits, SplitOptions};
 use slt_estimators::{InitLoss, SgldConfig, Temperature};
 
+use crate::args::{non_negative_real, positive, positive_real, WeightsArgs};
+
 #[derive(clap::Args)]
 pub struct LlcArgs {
-    /// Weights written by `train` (weights.safetensors).
-    #[arg(long)]
-    weights: PathBuf,
-    /// The model the weights belong to (mlp-<D>x<W>, lenet5, lenet5-e<k>).
-    #[arg(long)]
-    model: String,
-    #[arg(long, default_value = "mnist")]
-    dataset: String,
-    /// Use only this many training examples (chosen by --seed), as the run did.
-    #[arg(long)]
-    train_subset: Option<usize>,
+    #[command(flatten)]
+    w: WeightsArgs,
     /// SGLD step size ε.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = positive_real)]
     sgld_step: f64,
     /// Localisation γ.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, value_parser = positive_real)]
     gamma: f64,
-    /// nβ: `batch` (m/ln m, default), `watanabe` (n/ln n, gives the WBIC) or a number.
-    #[arg(long, default_value = "batch")]
-    n_beta: String,
-    #[arg(long, default_value_t = 4)]
+    /// nβ: `batch` (m/ln m, default), `watanabe` (n/ln n, gives the WBIC) or a positive number.
+    #[arg(long, default_value = "batch", value_parser = temperature)]
+    n_beta: Temperature,
+    #[arg(long, default_value_t = 4, value_parser = positive)]
     chains: usize,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = positive)]
     draws: usize,
     #[arg(long, default_value_t = 0)]
     burnin: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = positive)]
     batch_size: usize,
     /// Weight decay of the sampler.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_real)]
     weight_decay: f64,
     /// Per-element bounding box half-width around w*.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_real)]
     bounding_box: Option<f64>,
     /// init_loss from the first k minibatches (devinterp) instead of the full training set.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     init_batches: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Skip the MALA acceptance diagnostic (faster).
     #[arg(long)]
     no_mala: bool,
     /// Write the whole estimate (traces included) as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    #[arg(long)]
-    backend: Option<String>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
 }
 
-fn temperature(arg: &str) -> anyhow::Result<Temperature> {
+fn temperature(arg: &str) -> Result<Temperature, String> {
     Ok(match arg {
         "batch" => Temperature::BatchDefault,
         "watanabe" => Temperature::Watanabe,
         other => Temperature::Fixed(
-            other
-                .parse()
-                .with_context(|| format!("--n-beta {other}: expected batch, watanabe or a number"))?,
+            crate::args::positive_real(other).map_err(|e| format!("expected batch, watanabe or a positive number ({e})"))?,
         ),
     })
 }
 
 pub fn run(args: LlcArgs) -> anyhow::Result<()> {
-    let backend = crate::parse_backend(args.backend.as_deref())?;
-    let dataset: DatasetKind = args.dataset.parse().context("--dataset")?;
-    let spec: slt_models::ModelSpec = args.model.parse().context("--model")?;
+    let backend = crate::args::backend(args.w.backend)?;
+    let dataset: DatasetKind = args.w.dataset.into();
+    let spec = args.w.model;
+    // Traces (a few f64 per draw per chain) and a few copies of the weights per chain.
+    let d = spec.num_params() as f64;
+    let chains = args.chains as f64;
+    let steps = args.draws as f64 + args.burnin as f64;
+    crate::args::ensure_fits("--chains × (--draws + --burnin)", chains * (64.0 * steps + 16.0 * d))?;
     let config = SgldConfig {
         step_size: args.sgld_step,
-        temperature: temperature(&args.n_beta)?,
+        temperature: args.n_beta,
         localization: args.gamma,
         weight_decay: args.weight_decay,
         bounding_box: args.bounding_box,
@@ -86,16 +76,21 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
         num_burnin: args.burnin,
         thin: 1,
         batch_size: args.batch_size,
-        seed: args.seed,
+        seed: args.w.seed,
         init_loss: args.init_batches.map(InitLoss::FirstBatches).unwrap_or(InitLoss::FullDataset),
         mala: !args.no_mala,
     };
-    let splits = RawSplits::load(dataset, &resolve_data_dir(args.data_dir.as_deref()))
+    let splits = RawSplits::load(dataset, &resolve_data_dir(args.w.data_dir.as_deref()))
         .context("loading the data")?
-        .split(&SplitOptions { train_subset: args.train_subset, seed: args.seed, ..Default::default() })?;
+        .split(&SplitOptions { train_subset: args.w.train_subset, seed: args.w.seed, ..Default::default() })?;
     config.validate(splits.train.len()).context("invalid SGLD options")?;
+    if let Some(k) = args.init_batches {
+        let available = splits.train.len().div_ceil(args.batch_size);
+        anyhow::ensure!(k <= available, "--init-batches {k}: the training set has only {available} batches of --batch-size {}", args.batch_size);
+    }
+
     let estimate = slt_experiments::with_backend!(backend, |B, device| {
-        let model = slt_experiments::weights::load(spec.init::<B>(0, &device), &args.weights)?;
+        let model = slt_experiments::weights::load(spec.init::<B>(0, &device), &args.w.weights)?;
         slt_experiments::measure::llc_of_classifier::<B>(&model, &splits.train, &config, &device, true)
             .map_err(anyhow::Error::from)
     })?;
@@ -138,5 +133,10 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
         slt_experiments::store::write_json(path, &estimate)?;
         eprintln!("estimate written to {}", path.display());
     }
+    anyhow::ensure!(
+        estimate.llc_mean.is_some(),
+        "no estimate: every chain diverged (try a smaller --sgld-step than {:e} or a larger --gamma)",
+        args.sgld_step
+    );
     Ok(())
 }

@@ -16,7 +16,7 @@ pub const CLASSES: usize = 10;
 
 /// A model name that could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("unknown model '{0}': expected mlp-<depth>x<width> (e.g. mlp-2x256), lenet5 or lenet5-e<k>")]
+#[error("unknown model '{0}': expected mlp-<depth>x<width> with width ≥ 1 (e.g. mlp-2x256; the linear model is mlp-0x1), lenet5 or lenet5-e<k>")]
 pub struct UnknownModel(pub String);
 
 /// Which classifier to build.
@@ -36,7 +36,8 @@ impl std::str::FromStr for ModelSpec {
             let (d, w) = rest.split_once('x').ok_or_else(bad)?;
             let depth: usize = d.parse().map_err(|_| bad())?;
             let width: usize = w.parse().map_err(|_| bad())?;
-            if width == 0 {
+            if width == 0 || (depth == 0 && width != 1) {
+                // A depth-0 MLP is the linear model: a width would be silently ignored.
                 return Err(bad());
             }
             return Ok(ModelSpec::Mlp { depth, width });

@@ -81,8 +81,6 @@ pub fn load<B: AutodiffBackend>(
             state.insert(key.to_string(), read_tensor(&tensors, &file, name, &[len])?);
         }
     }
-    optimizer
-        .import_state(&model, &state)
-        .with_context(|| format!("{}: optimiser state", file.display()))?;
+    optimizer.import_state(&model, &state).with_context(|| format!("{}: optimiser state", file.display()))?;
     Ok(Some(Resumed { model, optimizer, metrics }))
 }

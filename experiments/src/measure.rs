@@ -9,7 +9,10 @@ use slt_models::loss::cross_entropy;
 use slt_models::Classifier;
 
 /// The mean cross-entropy of a classifier on a batch: the loss every measurement uses.
-pub fn classifier_loss<B: AutodiffBackend>(model: &Classifier<B>, batch: &ClassificationBatch<B>) -> burn::tensor::Tensor<B, 1> {
+pub fn classifier_loss<B: AutodiffBackend>(
+    model: &Classifier<B>,
+    batch: &ClassificationBatch<B>,
+) -> burn::tensor::Tensor<B, 1> {
     cross_entropy(model.forward(batch.inputs.clone()), batch.one_hot.clone())
 }
 
@@ -108,7 +111,7 @@ pub struct CalibrationGrid {
 impl MeasureConfig {
     /// Whether epoch `epoch` (1-based) of `epochs` is measured.
     pub fn measures(&self, epoch: usize, epochs: usize) -> bool {
-        epoch == epochs || (self.every > 0 && epoch % self.every == 0)
+        epoch == epochs || (self.every > 0 && epoch.is_multiple_of(self.every))
     }
 
     /// Checks the ranges.
@@ -120,7 +123,10 @@ impl MeasureConfig {
         );
         anyhow::ensure!(self.hessian_batches * self.hessian_batch_size > 0, "measure: the Hessian needs examples");
         if let Some(v) = &self.validated {
-            anyhow::ensure!(v.sgld.num_chains >= 2, "measure.validated.sgld.num_chains must be at least 2 (R-hat needs chains)");
+            anyhow::ensure!(
+                v.sgld.num_chains >= 2,
+                "measure.validated.sgld.num_chains must be at least 2 (R-hat needs chains)"
+            );
             if let Some(g) = &v.calibration {
                 anyhow::ensure!(
                     !g.step_sizes.is_empty() && !g.localizations.is_empty() && g.draws >= 8,
@@ -202,9 +208,11 @@ pub struct Measurement {
 /// else the smallest such ε; `None` when no grid point qualifies.
 pub fn choose_validated(cal: &slt_estimators::Calibration) -> Option<(f64, f64)> {
     let accepted = |r: &&slt_estimators::CalibrationRow| {
-        r.stable && !r.warnings.iter().any(|w| matches!(w, Warning::AtLocalizationScale { .. } | Warning::HighRHat { .. }))
+        r.stable
+            && !r.warnings.iter().any(|w| matches!(w, Warning::AtLocalizationScale { .. } | Warning::HighRHat { .. }))
     };
-    let by_step = |a: &&slt_estimators::CalibrationRow, b: &&slt_estimators::CalibrationRow| a.step_size.total_cmp(&b.step_size);
+    let by_step =
+        |a: &&slt_estimators::CalibrationRow, b: &&slt_estimators::CalibrationRow| a.step_size.total_cmp(&b.step_size);
     cal.rows
         .iter()
         .filter(accepted)
@@ -214,19 +222,29 @@ pub fn choose_validated(cal: &slt_estimators::Calibration) -> Option<(f64, f64)>
         .map(|r| (r.step_size, r.localization))
 }
 
-/// Measures `model` on `train` (the point w* after `epoch` epochs of the run seeded `seed`).
-/// `calibrated` is the validated protocol's (ε, γ) chosen at an earlier epoch of the run.
+/// Which point of which run is measured, and what the run decided before.
+#[derive(Debug, Clone, Copy)]
+pub struct PointOfRun {
+    /// The run's seed (every probe and chain seed is derived from it and the epoch).
+    pub seed: u64,
+    /// Epochs trained to reach this point.
+    pub epoch: usize,
+    /// The validated protocol's (ε, γ) chosen at an earlier epoch of the run, if any.
+    pub calibrated: Option<(f64, f64)>,
+    /// Whether the validated protocol is due at this epoch.
+    pub with_validated: bool,
+}
+
+/// Measures `model` on `train` (the point w* after `at.epoch` epochs of the run seeded `at.seed`).
 pub fn measure_point<B: AutodiffBackend>(
     model: &Classifier<B>,
     train: &Dataset,
     config: &MeasureConfig,
-    seed: u64,
-    epoch: usize,
-    calibrated: Option<(f64, f64)>,
-    with_validated: bool,
+    at: PointOfRun,
     device: &B::Device,
     show_progress: bool,
 ) -> anyhow::Result<Measurement> {
+    let PointOfRun { seed, epoch, calibrated, with_validated } = at;
     use slt_core::seed::{derive_seed, stream};
     use slt_hessian::{trace, EvalSet, ExactHvp, HessianVectorProduct};
     type Outer<B> = burn_autodiff::Autodiff<B>;
@@ -246,11 +264,7 @@ pub fn measure_point<B: AutodiffBackend>(
     let grad_norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
     let trace = trace::hutchinson(
         &hvp,
-        &trace::HutchinsonOptions {
-            max_probes: config.hessian_probes,
-            seed: probe_seed,
-            ..Default::default()
-        },
+        &trace::HutchinsonOptions { max_probes: config.hessian_probes, seed: probe_seed, ..Default::default() },
     )?;
     debug_assert_eq!(hvp.dim(), slt_core::params::num_params(model));
     let mut llc = Vec::with_capacity(config.sgld_steps.len());
@@ -275,7 +289,14 @@ pub fn measure_point<B: AutodiffBackend>(
                         ..v.sgld.clone()
                     };
                     let source = FnSource::new(train.len(), |idx: &[usize]| train.batch::<B>(idx, device));
-                    let cal = slt_estimators::calibrate(model, &source, &classifier_loss::<B>, &base, &grid.step_sizes, &grid.localizations)?;
+                    let cal = slt_estimators::calibrate(
+                        model,
+                        &source,
+                        &classifier_loss::<B>,
+                        &base,
+                        &grid.step_sizes,
+                        &grid.localizations,
+                    )?;
                     choose_validated(&cal).unwrap_or((v.sgld.step_size, v.sgld.localization))
                 }
                 (None, None) => (v.sgld.step_size, v.sgld.localization),
@@ -321,11 +342,8 @@ pub fn spectrum<B: AutodiffBackend>(
     use slt_hessian::{eigen, slq_density, EvalSet, ExactHvp, LanczosOptions, SlqOptions};
     type Outer<B> = burn_autodiff::Autodiff<B>;
     let order = slt_datasets::epoch_order(train.len(), seed, u64::MAX);
-    let batches: Vec<ClassificationBatch<Outer<B>>> = order
-        .chunks(batch_size)
-        .take(batches)
-        .map(|idx| train.batch::<Outer<B>>(idx, device))
-        .collect();
+    let batches: Vec<ClassificationBatch<Outer<B>>> =
+        order.chunks(batch_size).take(batches).map(|idx| train.batch::<Outer<B>>(idx, device)).collect();
     let eval = EvalSet::uniform(batches)?;
     let loss = |m: &Classifier<Outer<B>>, b: &ClassificationBatch<Outer<B>>| classifier_loss(m, b);
     let hvp = ExactHvp::<Outer<B>, Classifier<Outer<B>>, _, _>::new(model.clone(), eval, loss)?;
@@ -339,7 +357,13 @@ mod tests {
     use super::*;
     use slt_estimators::{Calibration, CalibrationRow};
 
-    fn row(step_size: f64, localization: f64, stable: bool, consistent: Option<bool>, warnings: Vec<Warning>) -> CalibrationRow {
+    fn row(
+        step_size: f64,
+        localization: f64,
+        stable: bool,
+        consistent: Option<bool>,
+        warnings: Vec<Warning>,
+    ) -> CalibrationRow {
         CalibrationRow {
             step_size,
             localization,
@@ -369,15 +393,26 @@ mod tests {
         };
         assert_eq!(choose_validated(&cal), Some((1e-5, 2.0)));
         // Without a consistent accepted point, the smallest accepted ε; with none, no choice.
-        let cal = Calibration { rows: vec![row(1e-5, 2.0, true, None, Vec::new()), row(1e-4, 2.0, true, Some(false), Vec::new())], recommended: None };
+        let cal = Calibration {
+            rows: vec![row(1e-5, 2.0, true, None, Vec::new()), row(1e-4, 2.0, true, Some(false), Vec::new())],
+            recommended: None,
+        };
         assert_eq!(choose_validated(&cal), Some((1e-5, 2.0)));
-        let cal = Calibration { rows: vec![row(1e-5, 2.0, true, None, at_scale), row(1e-4, 2.0, true, None, r_hat)], recommended: None };
+        let cal = Calibration {
+            rows: vec![row(1e-5, 2.0, true, None, at_scale), row(1e-4, 2.0, true, None, r_hat)],
+            recommended: None,
+        };
         assert_eq!(choose_validated(&cal), None);
     }
 
     #[test]
     fn the_validated_protocol_is_due_at_the_last_and_the_first_matched_epoch() {
-        let v = ValidatedProtocol { sgld: SgldConfig::default(), calibration: None, every_measured_epoch: false, matched_train_loss: Some(0.3) };
+        let v = ValidatedProtocol {
+            sgld: SgldConfig::default(),
+            calibration: None,
+            every_measured_epoch: false,
+            matched_train_loss: Some(0.3),
+        };
         assert!(!v.due(1, 5, 0.5, []));
         assert!(v.due(2, 5, 0.25, [0.5]));
         assert!(!v.due(3, 5, 0.2, [0.5, 0.25]));

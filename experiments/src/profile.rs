@@ -173,7 +173,6 @@ impl PlannedRun {
     }
 }
 
-
 impl Profile {
     /// Loads a profile by name (`smoke`, `quick`, `paper`) or from a path to a JSON file.
     pub fn load(name_or_path: &str) -> anyhow::Result<Self> {
@@ -195,9 +194,9 @@ impl Profile {
     }
 
     fn arm(&self, name: &str) -> anyhow::Result<&OptimizerConfig> {
-        self.arms
-            .get(name)
-            .with_context(|| format!("arm '{name}' is not defined in \"arms\" (defined: {:?})", self.arms.keys().collect::<Vec<_>>()))
+        self.arms.get(name).with_context(|| {
+            format!("arm '{name}' is not defined in \"arms\" (defined: {:?})", self.arms.keys().collect::<Vec<_>>())
+        })
     }
 
     /// Checks that every referenced arm exists and every setting is in range.
@@ -206,7 +205,9 @@ impl Profile {
         for (name, arm) in &self.arms {
             arm.validate().with_context(|| format!("arm '{name}'"))?;
         }
-        for name in self.s1.arms.iter().chain(&self.s2.arms).chain([&self.s3.sgd_arm, &self.s3.ngd_arm, &self.a_overfit.arm]) {
+        for name in
+            self.s1.arms.iter().chain(&self.s2.arms).chain([&self.s3.sgd_arm, &self.s3.ngd_arm, &self.a_overfit.arm])
+        {
             self.arm(name)?;
         }
         for arm in &self.s2.arms {
@@ -215,7 +216,12 @@ impl Profile {
                 "s2.arms: '{arm}' is an SGD arm; the smoothing sweep needs ngd, ngd-online or kfac arms"
             );
         }
-        for (name, seeds) in [("s1", &self.s1.seeds), ("s2", &self.s2.seeds), ("s3", &self.s3.seeds), ("a_overfit", &self.a_overfit.seeds)] {
+        for (name, seeds) in [
+            ("s1", &self.s1.seeds),
+            ("s2", &self.s2.seeds),
+            ("s3", &self.s3.seeds),
+            ("a_overfit", &self.a_overfit.seeds),
+        ] {
             let unique: std::collections::BTreeSet<_> = seeds.iter().collect();
             anyhow::ensure!(unique.len() == seeds.len(), "{name}.seeds lists a seed twice: {seeds:?}");
         }
@@ -227,13 +233,20 @@ impl Profile {
                 p.dataset,
                 p.model
             );
-            anyhow::ensure!(self.s1.arms.contains(&p.reference), "s1.precision.reference '{}' is not one of s1.arms", p.reference);
+            anyhow::ensure!(
+                self.s1.arms.contains(&p.reference),
+                "s1.precision.reference '{}' is not one of s1.arms",
+                p.reference
+            );
             for arm in p.arms.iter().chain([&p.reference]) {
                 anyhow::ensure!(
                     matches!(self.arm(arm)?, OptimizerConfig::NgdOnline(_)),
                     "s1.precision: '{arm}' must be an online-NGD (ngd-online) arm"
                 );
-                anyhow::ensure!(!self.s1.arms[1..].contains(arm) || arm == &p.reference, "s1.precision.arms: '{arm}' is already an arm of suite 1");
+                anyhow::ensure!(
+                    !self.s1.arms[1..].contains(arm) || arm == &p.reference,
+                    "s1.precision.arms: '{arm}' is already an arm of suite 1"
+                );
             }
         }
         let a = &self.analysis;
@@ -244,14 +257,22 @@ impl Profile {
             a.claim1.arm,
             &self.s1.arms[1..]
         );
-        anyhow::ensure!(self.s2.arms.contains(&a.claim2.arm), "analysis.claim2.arm '{}' is not one of s2.arms {:?}", a.claim2.arm, self.s2.arms);
+        anyhow::ensure!(
+            self.s2.arms.contains(&a.claim2.arm),
+            "analysis.claim2.arm '{}' is not one of s2.arms {:?}",
+            a.claim2.arm,
+            self.s2.arms
+        );
         anyhow::ensure!(
             self.s3.ngd_lrs.contains(&a.claim3.ngd_lr),
             "analysis.claim3.ngd_lr {} is not one of s3.ngd_lrs {:?}",
             a.claim3.ngd_lr,
             self.s3.ngd_lrs
         );
-        anyhow::ensure!(matches!(self.arm(&self.s3.sgd_arm)?, OptimizerConfig::Sgd(_)), "s3.sgd_arm must be an SGD arm");
+        anyhow::ensure!(
+            matches!(self.arm(&self.s3.sgd_arm)?, OptimizerConfig::Sgd(_)),
+            "s3.sgd_arm must be an SGD arm"
+        );
         anyhow::ensure!(self.a_overfit.every > 0, "a_overfit.every must be at least 1");
         Ok(())
     }
@@ -266,7 +287,14 @@ impl Profile {
         o
     }
 
-    fn base(&self, dataset: DatasetKind, model: ModelSpec, seed: u64, epochs: usize, subset: Option<usize>) -> TrainConfig {
+    fn base(
+        &self,
+        dataset: DatasetKind,
+        model: ModelSpec,
+        seed: u64,
+        epochs: usize,
+        subset: Option<usize>,
+    ) -> TrainConfig {
         TrainConfig {
             dataset,
             model,
@@ -274,12 +302,7 @@ impl Profile {
             epochs,
             batch_size: self.batch_size,
             seed,
-            split: SplitOptions {
-                train_subset: subset,
-                val_subset: None,
-                val_from_train: None,
-                seed,
-            },
+            split: SplitOptions { train_subset: subset, val_subset: None, val_from_train: None, seed },
             eval_train: false,
             measure: Some(self.measure_for(dataset)),
             start_from: None,
@@ -303,7 +326,10 @@ impl Profile {
             "s1-sgd-vs-ngd" => {
                 let s = &self.s1;
                 let side = s.precision.iter().flat_map(|p| p.arms.iter().map(move |a| (p.dataset, p.model, a)));
-                let cells = s.datasets.iter().flat_map(|&d| s.models.iter().flat_map(move |&m| s.arms.iter().map(move |a| (d, m, a))));
+                let cells = s
+                    .datasets
+                    .iter()
+                    .flat_map(|&d| s.models.iter().flat_map(move |&m| s.arms.iter().map(move |a| (d, m, a))));
                 for (dataset, model, arm) in cells.chain(side) {
                     for &seed in &s.seeds {
                         let mut c = self.base(dataset, model, seed, s.epochs, s.train_subset);
@@ -327,10 +353,14 @@ impl Profile {
                 }
             }
             "s2-smoothing" => {
-                                let s = &self.s2;
+                let s = &self.s2;
                 for arm in &s.arms {
                     let base = self.arm(arm)?;
-                    let variants = s.alphas.iter().map(|&a| (Sweep::Alpha, a)).chain(s.fisher_epsilons.iter().map(|&e| (Sweep::Epsilon, e)));
+                    let variants = s
+                        .alphas
+                        .iter()
+                        .map(|&a| (Sweep::Alpha, a))
+                        .chain(s.fisher_epsilons.iter().map(|&e| (Sweep::Epsilon, e)));
                     for (sweep, value) in variants {
                         let o = with_smoothing(base, sweep, value);
                         for &seed in &s.seeds {
@@ -339,7 +369,11 @@ impl Profile {
                             if let (Some(every), Some(m)) = (s.measure_every, c.measure.as_mut()) {
                                 m.every = every;
                             }
-                            out.push(PlannedRun { suite: "s2-smoothing", label: s2_label(arm, sweep, value), config: c });
+                            out.push(PlannedRun {
+                                suite: "s2-smoothing",
+                                label: s2_label(arm, sweep, value),
+                                config: c,
+                            });
                         }
                     }
                 }
@@ -393,7 +427,6 @@ impl Profile {
         Ok(out)
     }
 }
-
 
 /// `arm` with its smoothing α (or floor ε) set to `value`; SGD has none and is returned as is.
 fn with_smoothing(arm: &OptimizerConfig, sweep: Sweep, value: f64) -> OptimizerConfig {

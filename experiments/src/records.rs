@@ -113,6 +113,8 @@ pub struct RunRecord {
 }
 
 /// What a run folder holds.
+// Read once per run folder and unpacked at once: the record's size is not worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Stored {
     /// No finished (or diverged) run.
@@ -164,7 +166,10 @@ fn seal_mismatch(dir: &Path, seal: &Digests, metrics: &[EpochMetrics]) -> anyhow
     let now = digests_of(dir, metrics.len())?;
     let epochs_in_order = metrics.iter().enumerate().all(|(i, m)| m.epoch == i + 1);
     Ok(if now.epochs != seal.epochs || !epochs_in_order {
-        Some(format!("{METRICS_FILE} holds {} rows (epochs in order: {epochs_in_order}), the seal says {}", now.epochs, seal.epochs))
+        Some(format!(
+            "{METRICS_FILE} holds {} rows (epochs in order: {epochs_in_order}), the seal says {}",
+            now.epochs, seal.epochs
+        ))
     } else if now.metrics_sha256 != seal.metrics_sha256 {
         Some(format!("{METRICS_FILE} differs from the file the run wrote (SHA-256)"))
     } else if now.weights_sha256 != seal.weights_sha256 {
@@ -232,7 +237,7 @@ pub fn load_finished(planned: &PlannedRun, results: &Path) -> anyhow::Result<Sto
         (None, Some(note.message), note.digests)
     };
     let Some(seal) = seal else {
-        return damaged(format!("it has no seal (the SHA-256 of its files); it was written before seals"));
+        return damaged("it has no seal (the SHA-256 of its files); it was written before seals".to_string());
     };
     let metrics = match read_metrics() {
         Ok(m) => m,
@@ -331,13 +336,24 @@ mod tests {
         type Damage = fn(&Path, Vec<String>);
         let cases: [(&str, Damage, &str); 6] = [
             ("emptied metrics", |d, _| std::fs::write(d.join(METRICS_FILE), "").unwrap(), "rows"),
-            ("metrics short of one line", |d, l| std::fs::write(d.join(METRICS_FILE), l[..2].join("\n") + "\n").unwrap(), "rows"),
             (
-                "a duplicated metrics line",
-                |d, l| std::fs::write(d.join(METRICS_FILE), [l.clone(), vec![l[2].clone()]].concat().join("\n") + "\n").unwrap(),
+                "metrics short of one line",
+                |d, l| std::fs::write(d.join(METRICS_FILE), l[..2].join("\n") + "\n").unwrap(),
                 "rows",
             ),
-            ("an edited metrics value", |d, l| std::fs::write(d.join(METRICS_FILE), l.join("\n").replace("0.9", "0.8") + "\n").unwrap(), "SHA-256"),
+            (
+                "a duplicated metrics line",
+                |d, l| {
+                    std::fs::write(d.join(METRICS_FILE), [l.clone(), vec![l[2].clone()]].concat().join("\n") + "\n")
+                        .unwrap()
+                },
+                "rows",
+            ),
+            (
+                "an edited metrics value",
+                |d, l| std::fs::write(d.join(METRICS_FILE), l.join("\n").replace("0.9", "0.8") + "\n").unwrap(),
+                "SHA-256",
+            ),
             ("deleted weights", |d, _| std::fs::remove_file(d.join(WEIGHTS_FILE)).unwrap(), "missing"),
             ("replaced weights", |d, _| std::fs::write(d.join(WEIGHTS_FILE), b"other").unwrap(), "SHA-256"),
         ];
@@ -370,7 +386,9 @@ mod tests {
         std::fs::remove_file(dir.join(SUMMARY_FILE)).unwrap();
         let kept = mark_diverged(&dir, "training diverged at epoch 4").unwrap();
         assert_eq!(kept.len(), 3);
-        assert!(matches!(load_finished(&planned, results.path()).unwrap(), Stored::Finished(r) if r.diverged.is_some()));
+        assert!(
+            matches!(load_finished(&planned, results.path()).unwrap(), Stored::Finished(r) if r.diverged.is_some())
+        );
         std::fs::write(dir.join(METRICS_FILE), "").unwrap();
         assert!(damage_reason(results.path(), &planned).contains("rows"));
     }

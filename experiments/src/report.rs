@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use slt_plot::{self as figures, Chart, DensityCurve, Series, SeriesStyle};
 use crate::measure::Measurement;
 use crate::records::RunRecord;
 use crate::reproduce::ReproduceOptions;
-use slt_stats as stats;
 use crate::verdict::{self, ClaimAnalysis, Protocol, TestLine};
+use slt_plot::{self as figures, Chart, DensityCurve, Series, SeriesStyle};
+use slt_stats as stats;
 use slt_stats::decision::{one_sample, Direction, Evidence, Hypothesis, Outcome};
 
 /// The final measurement of a run that finished (a diverged run has none).
@@ -32,7 +32,8 @@ fn final_values(runs: &[&RunRecord], q: verdict::Quantity) -> Vec<f64> {
 
 /// A table header: `lead` columns, one per quantity, then `tail` columns.
 fn header(md: &mut String, lead: &[&str], qs: &[String], tail: &[&str]) {
-    let cols: Vec<&str> = lead.iter().copied().chain(qs.iter().map(String::as_str)).chain(tail.iter().copied()).collect();
+    let cols: Vec<&str> =
+        lead.iter().copied().chain(qs.iter().map(String::as_str)).chain(tail.iter().copied()).collect();
     let _ = writeln!(md, "| {} |\n|{}", cols.join(" | "), "---|".repeat(cols.len()));
 }
 
@@ -56,10 +57,22 @@ fn diverged_line(md: &mut String, runs: &[&RunRecord]) {
     let diverged: Vec<String> = runs
         .iter()
         .filter(|r| r.diverged.is_some())
-        .map(|r| format!("{} {} seed {} (after {} finished epochs)", r.planned.config.model, r.planned.label, r.planned.config.seed, r.metrics.len()))
+        .map(|r| {
+            format!(
+                "{} {} seed {} (after {} finished epochs)",
+                r.planned.config.model,
+                r.planned.label,
+                r.planned.config.seed,
+                r.metrics.len()
+            )
+        })
         .collect();
     if !diverged.is_empty() {
-        let _ = writeln!(md, "\n**Diverged (training loss non-finite; excluded from the statistics):** {}.\n", diverged.join("; "));
+        let _ = writeln!(
+            md,
+            "\n**Diverged (training loss non-finite; excluded from the statistics):** {}.\n",
+            diverged.join("; ")
+        );
     }
 }
 
@@ -97,20 +110,40 @@ struct ClaimResult {
 }
 
 /// Writes the figures and `report.md` into `options.results_dir`; returns the report's path.
-pub fn write(options: &ReproduceOptions, all: &[RunRecord], this_call: &[RunRecord], seconds: f64) -> anyhow::Result<PathBuf> {
+pub fn write(
+    options: &ReproduceOptions,
+    all: &[RunRecord],
+    this_call: &[RunRecord],
+    seconds: f64,
+) -> anyhow::Result<PathBuf> {
     let results = &options.results_dir;
     let fig_dir = results.join("figures");
     std::fs::create_dir_all(&fig_dir).with_context(|| format!("creating {}", fig_dir.display()))?;
     let profile = &options.profile;
     let plan = &profile.analysis;
     let by_suite = |s: &str| all.iter().filter(|r| r.planned.suite == s).collect::<Vec<_>>();
-    let (s1, s2, s3, overfit) = (by_suite("s1-sgd-vs-ngd"), by_suite("s2-smoothing"), by_suite("s3-split"), by_suite("a-overfit"));
-    let run_all = |f: &dyn Fn(Protocol) -> ClaimAnalysis| protocols(options).into_iter().map(|(n, p)| (n, f(p))).collect::<Vec<_>>();
+    let (s1, s2, s3, overfit) =
+        (by_suite("s1-sgd-vs-ngd"), by_suite("s2-smoothing"), by_suite("s3-split"), by_suite("a-overfit"));
+    let run_all = |f: &dyn Fn(Protocol) -> ClaimAnalysis| {
+        protocols(options).into_iter().map(|(n, p)| (n, f(p))).collect::<Vec<_>>()
+    };
     let claims = [
-        ClaimResult { claim: "NGD solutions have higher λ̂ (and Tr(H)) than SGD's", analyses: run_all(&|p| verdict::claim1(&s1, profile, plan, p)) },
-        ClaimResult { claim: "less Fisher smoothing ⇒ higher λ̂_NGD", analyses: run_all(&|p| verdict::claim2(&s2, profile, plan, p)) },
-        ClaimResult { claim: "after a split λ̂ rises under NGD, more with a larger lr, not with a larger SGD lr", analyses: run_all(&|p| verdict::claim3(&s3, profile, plan, p)) },
-        ClaimResult { claim: "while overfitting λ̂ (and WBIC, Tr(H)) rise with validation loss", analyses: run_all(&|p| verdict::claim4(&overfit, profile, plan, p)) },
+        ClaimResult {
+            claim: "NGD solutions have higher λ̂ (and Tr(H)) than SGD's",
+            analyses: run_all(&|p| verdict::claim1(&s1, profile, plan, p)),
+        },
+        ClaimResult {
+            claim: "less Fisher smoothing ⇒ higher λ̂_NGD",
+            analyses: run_all(&|p| verdict::claim2(&s2, profile, plan, p)),
+        },
+        ClaimResult {
+            claim: "after a split λ̂ rises under NGD, more with a larger lr, not with a larger SGD lr",
+            analyses: run_all(&|p| verdict::claim3(&s3, profile, plan, p)),
+        },
+        ClaimResult {
+            claim: "while overfitting λ̂ (and WBIC, Tr(H)) rise with validation loss",
+            analyses: run_all(&|p| verdict::claim4(&overfit, profile, plan, p)),
+        },
     ];
 
     let mut md = String::new();
@@ -129,7 +162,8 @@ pub fn write(options: &ReproduceOptions, all: &[RunRecord], this_call: &[RunReco
     diagnostics(&mut md, all);
     design(&mut md, options);
 
-    let sections: [(&str, &dyn Fn(&mut String) -> anyhow::Result<()>); 4] = [
+    type WriteSection<'a> = &'a dyn Fn(&mut String) -> anyhow::Result<()>;
+    let sections: [(&str, WriteSection); 4] = [
         ("Claim 1: NGD solutions have higher λ̂ and Tr(H) than SGD solutions, across model sizes", &|md| claim1_details(md, &s1, options, &fig_dir)),
         ("Claim 2: less Fisher smoothing (smaller α, smaller ε) gives NGD a higher λ̂", &|md| claim2_details(md, &s2, &s1, options, &fig_dir)),
         ("Claim 3: after a split, λ̂ rises under NGD but not under SGD; a larger NGD lr rises more; raising SGD's lr does not", &|md| {
@@ -177,17 +211,35 @@ fn glance(md: &mut String, claims: &[ClaimResult]) {
                 .iter()
                 .map(|(_, a)| {
                     let p = &a.primaries[k];
-                    let effect = p.verdict.evidence.map(|e| format!(" (effect {:+.3}, p = {})", e.effect, stats::format_p(e.p_claim))).unwrap_or_default();
+                    let effect = p
+                        .verdict
+                        .evidence
+                        .map(|e| format!(" (effect {:+.3}, p = {})", e.effect, stats::format_p(e.p_claim)))
+                        .unwrap_or_default();
                     format!("**{}**{effect}", p.verdict.outcome)
                 })
                 .collect();
             let outcomes: Vec<Outcome> = c.analyses.iter().map(|(_, a)| a.primaries[k].verdict.outcome).collect();
             let part = &c.analyses[0].1.primaries[k].part;
             if outcomes.windows(2).any(|w| w[0] != w[1]) {
-                disagreements.push(format!("claim {} ({part}): {}", i + 1, names.iter().zip(&outcomes).map(|(n, o)| format!("{o} under the {n} protocol")).collect::<Vec<_>>().join(", ")));
+                disagreements.push(format!(
+                    "claim {} ({part}): {}",
+                    i + 1,
+                    names
+                        .iter()
+                        .zip(&outcomes)
+                        .map(|(n, o)| format!("{o} under the {n} protocol"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
             let claim = if k == 0 { c.claim } else { "" };
-            let _ = writeln!(md, "| {} | {claim} | {part} | {} |", if k == 0 { (i + 1).to_string() } else { String::new() }, cells.join(" | "));
+            let _ = writeln!(
+                md,
+                "| {} | {claim} | {part} | {} |",
+                if k == 0 { (i + 1).to_string() } else { String::new() },
+                cells.join(" | ")
+            );
         }
     }
     if disagreements.is_empty() {
@@ -359,7 +411,13 @@ fn secondary_row(md: &mut String, t: &TestLine) {
             );
         }
         (None, err) => {
-            let _ = writeln!(md, "| {} | {} | – | no test: {} | – | {caveat} |", t.name, t.samples.values.len(), err.clone().unwrap_or_default());
+            let _ = writeln!(
+                md,
+                "| {} | {} | – | no test: {} | – | {caveat} |",
+                t.name,
+                t.samples.values.len(),
+                err.clone().unwrap_or_default()
+            );
         }
     }
 }
@@ -372,7 +430,12 @@ fn quantity_fn(q: verdict::Quantity) -> impl Fn(&Measurement) -> Option<f64> {
     move |m: &Measurement| q.of(m)
 }
 
-fn claim1_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions, fig_dir: &Path) -> anyhow::Result<()> {
+fn claim1_details(
+    md: &mut String,
+    runs: &[&RunRecord],
+    options: &ReproduceOptions,
+    fig_dir: &Path,
+) -> anyhow::Result<()> {
     let s1 = &options.profile.s1;
     let steps = &options.profile.measure.sgld_steps;
     let base = &options.results_dir;
@@ -391,19 +454,36 @@ fn claim1_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
     let cell = |dataset: slt_datasets::DatasetKind, model: slt_models::ModelSpec, arm: &str| -> Vec<&RunRecord> {
         runs.iter()
             .copied()
-            .filter(|r| r.planned.config.dataset == dataset && r.planned.config.model == model && r.planned.label == arm)
+            .filter(|r| {
+                r.planned.config.dataset == dataset && r.planned.config.model == model && r.planned.label == arm
+            })
             .collect()
     };
     let qs = shown_quantities(options);
-    header(md, &["dataset", "model", "arm"], &qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>(), &["final train loss", "val acc"]);
+    header(
+        md,
+        &["dataset", "model", "arm"],
+        &qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>(),
+        &["final train loss", "val acc"],
+    );
     for &dataset in &s1.datasets {
         for &model in &s1.models {
             for arm in &s1.arms {
                 let rs = cell(dataset, model, arm);
                 let values: Vec<String> = qs.iter().map(|q| fmt_ms(&final_values(&rs, *q))).collect();
                 let losses: Vec<f64> = rs.iter().map(|r| final_train_loss(r)).filter(|v| v.is_finite()).collect();
-                let acc: Vec<f64> = rs.iter().filter(|r| r.diverged.is_none()).filter_map(|r| r.metrics.last().map(|m| m.val_acc)).collect();
-                let _ = writeln!(md, "| {dataset} | {model} | {arm} | {} | {} | {} |", values.join(" | "), fmt_ms(&losses), fmt_ms(&acc));
+                let acc: Vec<f64> = rs
+                    .iter()
+                    .filter(|r| r.diverged.is_none())
+                    .filter_map(|r| r.metrics.last().map(|m| m.val_acc))
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {dataset} | {model} | {arm} | {} | {} | {} |",
+                    values.join(" | "),
+                    fmt_ms(&losses),
+                    fmt_ms(&acc)
+                );
             }
         }
     }
@@ -441,7 +521,8 @@ fn claim1_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
                         .iter()
                         .filter_map(|&w| {
                             let model = slt_models::ModelSpec::Mlp { depth, width: w };
-                            stats::summary(&final_values(&cell(dataset, model, arm), *q)).map(|s| (w as f64, s.mean, Some(s.std)))
+                            stats::summary(&final_values(&cell(dataset, model, arm), *q))
+                                .map(|s| (w as f64, s.mean, Some(s.std)))
                         })
                         .collect();
                     chart = chart.series(Series::line_points(arm.clone(), pts).with_color(a));
@@ -467,12 +548,21 @@ fn claim1_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
             let name = q.name(steps);
             let mut chart = Chart::new(format!("{name}, {model} on {dataset}"), "epoch", name.clone());
             for (a, arm) in s1.arms.iter().enumerate() {
-                chart = chart.series(Series::line_points(arm.clone(), over_epochs(&cell(dataset, model, arm), &quantity_fn(*q), 0)).with_color(a));
+                chart = chart.series(
+                    Series::line_points(arm.clone(), over_epochs(&cell(dataset, model, arm), &quantity_fn(*q), 0))
+                        .with_color(a),
+                );
             }
             charts.push(chart);
         }
         let cols = charts.len().min(3);
-        let files = figures::panel_grid(&fig_dir.join("fig2-over-epochs"), "λ̂ and Tr(H) over training (mean ± std over seeds)", charts.len().div_ceil(cols), cols, &charts)?;
+        let files = figures::panel_grid(
+            &fig_dir.join("fig2-over-epochs"),
+            "λ̂ and Tr(H) over training (mean ± std over seeds)",
+            charts.len().div_ceil(cols),
+            cols,
+            &charts,
+        )?;
         figure_link(md, &files, "Figure 2", base);
     }
     precision_side(md, runs, options);
@@ -488,7 +578,12 @@ fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
     let levels = plan.levels();
     let reference = &options.profile.s1.arms[0];
     let cell = |arm: &str| -> Vec<&RunRecord> {
-        runs.iter().copied().filter(|r| r.planned.config.dataset == p.dataset && r.planned.config.model == p.model && r.planned.label == arm).collect()
+        runs.iter()
+            .copied()
+            .filter(|r| {
+                r.planned.config.dataset == p.dataset && r.planned.config.model == p.model && r.planned.label == arm
+            })
+            .collect()
     };
     let _ = writeln!(
         md,
@@ -500,7 +595,11 @@ fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
         p.model, p.dataset, p.reference
     );
     let qs = shown_quantities(options);
-    let names: Vec<String> = qs.iter().map(|q| q.name(steps)).chain(["final train loss", "val acc", "max \\|RRᵀ − I\\|", "unresolved Z_t eigenvalues"].map(String::from)).collect();
+    let names: Vec<String> = qs
+        .iter()
+        .map(|q| q.name(steps))
+        .chain(["final train loss", "val acc", "max \\|RRᵀ − I\\|", "unresolved Z_t eigenvalues"].map(String::from))
+        .collect();
     let contrasts: Vec<String> = qs.iter().map(|q| format!("vs {reference}: {}", q.name(steps))).collect();
     header(md, &["arm"], &names, &contrasts.iter().map(String::as_str).collect::<Vec<_>>());
     let refs = cell(reference);
@@ -508,7 +607,8 @@ fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
         let rs = cell(arm);
         let values: Vec<String> = qs.iter().map(|q| fmt_ms(&final_values(&rs, *q))).collect();
         let losses: Vec<f64> = rs.iter().map(|r| final_train_loss(r)).filter(|v| v.is_finite()).collect();
-        let acc: Vec<f64> = rs.iter().filter(|r| r.diverged.is_none()).filter_map(|r| r.metrics.last().map(|m| m.val_acc)).collect();
+        let acc: Vec<f64> =
+            rs.iter().filter(|r| r.diverged.is_none()).filter_map(|r| r.metrics.last().map(|m| m.val_acc)).collect();
         let mut total = slt_optimizers::Conditioning::default();
         for c in rs.iter().flat_map(|r| r.metrics.iter().filter_map(|m| m.conditioning.as_ref())) {
             total.merge(c);
@@ -531,13 +631,24 @@ fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
                 }
             })
             .collect();
-        let _ = writeln!(md, "| {arm} | {} | {} | {} | {orth} | {share} | {} |", values.join(" | "), fmt_ms(&losses), fmt_ms(&acc), contrasts.join(" | "));
+        let _ = writeln!(
+            md,
+            "| {arm} | {} | {} | {} | {orth} | {share} | {} |",
+            values.join(" | "),
+            fmt_ms(&losses),
+            fmt_ms(&acc),
+            contrasts.join(" | ")
+        );
     }
     diverged_line(md, &p.arms.iter().flat_map(|a| cell(a)).collect::<Vec<_>>());
 }
 
 /// Mean ± std over runs of quantity `q` at each measured epoch (shifted by `offset`).
-fn over_epochs(runs: &[&RunRecord], q: &dyn Fn(&Measurement) -> Option<f64>, offset: usize) -> Vec<(f64, f64, Option<f64>)> {
+fn over_epochs(
+    runs: &[&RunRecord],
+    q: &dyn Fn(&Measurement) -> Option<f64>,
+    offset: usize,
+) -> Vec<(f64, f64, Option<f64>)> {
     let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.diverged.is_none()) {
         for m in &r.metrics {
@@ -558,7 +669,13 @@ fn step_length(r: &RunRecord) -> Option<f64> {
     stats::mean(&norms).map(|n| n * r.planned.config.optimizer.lr())
 }
 
-fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], options: &ReproduceOptions, fig_dir: &Path) -> anyhow::Result<()> {
+fn claim2_details(
+    md: &mut String,
+    runs: &[&RunRecord],
+    s1: &[&RunRecord],
+    options: &ReproduceOptions,
+    fig_dir: &Path,
+) -> anyhow::Result<()> {
     use verdict::Sweep;
     let s2 = &options.profile.s2;
     let steps = &options.profile.measure.sgld_steps;
@@ -571,7 +688,12 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
     );
     diverged_line(md, runs);
     let qs = shown_quantities(options);
-    header(md, &["arm", "sweep", "value"], &qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>(), &["final train loss", "η·‖d‖", "‖d‖ / ‖g‖"]);
+    header(
+        md,
+        &["arm", "sweep", "value"],
+        &qs.iter().map(|q| q.name(steps)).collect::<Vec<_>>(),
+        &["final train loss", "η·‖d‖", "‖d‖ / ‖g‖"],
+    );
     let mut spread_lines = Vec::new();
     let mut charts: Vec<Chart> = Vec::new();
     for sweep in [Sweep::Alpha, Sweep::Epsilon] {
@@ -590,16 +712,30 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
             let mut llc_pts = Vec::new();
             let mut step_pts = Vec::new();
             for &v in values {
-                let cell: Vec<&RunRecord> = rs.iter().copied().filter(|r| verdict::smoothing_of(r, sweep) == Some(v)).collect();
+                let cell: Vec<&RunRecord> =
+                    rs.iter().copied().filter(|r| verdict::smoothing_of(r, sweep) == Some(v)).collect();
                 let vals: Vec<String> = qs.iter().map(|q| fmt_ms(&final_values(&cell, *q))).collect();
                 let losses: Vec<f64> = cell.iter().map(|r| final_train_loss(r)).filter(|l| l.is_finite()).collect();
-                let lens: Vec<f64> = cell.iter().filter(|r| r.diverged.is_none()).filter_map(|r| step_length(r)).collect();
+                let lens: Vec<f64> =
+                    cell.iter().filter(|r| r.diverged.is_none()).filter_map(|r| step_length(r)).collect();
                 let ratios: Vec<f64> = cell
                     .iter()
                     .filter(|r| r.diverged.is_none())
-                    .flat_map(|r| r.metrics.iter().filter(|m| m.grad_norm_mean > 0.0).map(|m| m.update_norm_mean / m.grad_norm_mean))
+                    .flat_map(|r| {
+                        r.metrics
+                            .iter()
+                            .filter(|m| m.grad_norm_mean > 0.0)
+                            .map(|m| m.update_norm_mean / m.grad_norm_mean)
+                    })
                     .collect();
-                let _ = writeln!(md, "| {arm} | {symbol} | {v:e} | {} | {} | {} | {} |", vals.join(" | "), fmt_ms(&losses), fmt_ms(&lens), fmt_ms(&ratios));
+                let _ = writeln!(
+                    md,
+                    "| {arm} | {symbol} | {v:e} | {} | {} | {} | {} |",
+                    vals.join(" | "),
+                    fmt_ms(&losses),
+                    fmt_ms(&lens),
+                    fmt_ms(&ratios)
+                );
                 if let Some(s) = stats::summary(&final_values(&cell, qs[0])) {
                     llc_pts.push((v, s.mean, Some(s.std)));
                 }
@@ -608,7 +744,9 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
                 }
             }
             let means: Vec<f64> = step_pts.iter().map(|p| p.1).collect();
-            if let (Some(lo), Some(hi)) = (means.iter().copied().reduce(f64::min), means.iter().copied().reduce(f64::max)) {
+            if let (Some(lo), Some(hi)) =
+                (means.iter().copied().reduce(f64::min), means.iter().copied().reduce(f64::max))
+            {
                 if lo > 0.0 {
                     spread_lines.push(format!(
                         "`{arm}`, {symbol} sweep: η·‖d‖ varies by {:.1} % across the sweep (max/min − 1 of the cell means); \
@@ -623,7 +761,11 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
         }
         let sgd_level: Vec<f64> = s1
             .iter()
-            .filter(|r| r.planned.config.dataset == s2.dataset && r.planned.config.model == s2.model && r.planned.label == options.profile.s1.arms[0])
+            .filter(|r| {
+                r.planned.config.dataset == s2.dataset
+                    && r.planned.config.model == s2.model
+                    && r.planned.label == options.profile.s1.arms[0]
+            })
             .filter_map(|r| last_measurement(r).and_then(|m| qs[0].of(m)))
             .collect();
         if let Some(level) = stats::mean(&sgd_level) {
@@ -646,7 +788,12 @@ fn claim2_details(md: &mut String, runs: &[&RunRecord], s1: &[&RunRecord], optio
     Ok(())
 }
 
-fn claim3_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions, fig_dir: &Path) -> anyhow::Result<()> {
+fn claim3_details(
+    md: &mut String,
+    runs: &[&RunRecord],
+    options: &ReproduceOptions,
+    fig_dir: &Path,
+) -> anyhow::Result<()> {
     let s3 = &options.profile.s3;
     let steps = &options.profile.measure.sgld_steps;
     let _ = writeln!(
@@ -656,15 +803,22 @@ fn claim3_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
         s3.model, s3.dataset, s3.sgd_arm, s3.pre_epochs, s3.post_epochs, s3.sgd_lr_control, s3.ngd_arm, s3.ngd_lrs, s3.seeds
     );
     diverged_line(md, runs);
-    let parents: BTreeMap<u64, &RunRecord> = runs.iter().filter(|r| r.planned.label == "pre-split").map(|r| (r.planned.config.seed, *r)).collect();
+    let parents: BTreeMap<u64, &RunRecord> =
+        runs.iter().filter(|r| r.planned.label == "pre-split").map(|r| (r.planned.config.seed, *r)).collect();
     let labels: Vec<String> = {
-        let mut l: Vec<String> = runs.iter().filter(|r| r.planned.label != "pre-split").map(|r| r.planned.label.clone()).collect();
+        let mut l: Vec<String> =
+            runs.iter().filter(|r| r.planned.label != "pre-split").map(|r| r.planned.label.clone()).collect();
         l.sort();
         l.dedup();
         l
     };
     let qs = shown_quantities(options);
-    header(md, &["branch"], &qs.iter().map(|q| format!("Δ {}", q.name(steps))).collect::<Vec<_>>(), &["final train loss"]);
+    header(
+        md,
+        &["branch"],
+        &qs.iter().map(|q| format!("Δ {}", q.name(steps))).collect::<Vec<_>>(),
+        &["final train loss"],
+    );
     for label in &labels {
         let rs: Vec<&RunRecord> = runs.iter().copied().filter(|r| &r.planned.label == label).collect();
         let cells: Vec<String> = qs
@@ -673,7 +827,10 @@ fn claim3_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
                 let d: Vec<f64> = rs
                     .iter()
                     .filter_map(|r| {
-                        let before = parents.get(&r.planned.config.seed).and_then(|p| last_measurement(p)).and_then(|m| q.of(m))?;
+                        let before = parents
+                            .get(&r.planned.config.seed)
+                            .and_then(|p| last_measurement(p))
+                            .and_then(|m| q.of(m))?;
                         let after = last_measurement(r).and_then(|m| q.of(m))?;
                         (before != 0.0).then(|| (after - before) / before.abs())
                     })
@@ -686,8 +843,9 @@ fn claim3_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
     }
     // Figures 4-6: the quantities and the evaluation loss over all epochs, split marked.
     let mut charts = Vec::new();
-    let mut named: Vec<(String, Box<dyn Fn(&Measurement) -> Option<f64>>)> =
-        qs.iter().map(|q| (q.name(steps), Box::new(quantity_fn(*q)) as Box<dyn Fn(&Measurement) -> Option<f64>>)).collect();
+    type Pick = Box<dyn Fn(&Measurement) -> Option<f64>>;
+    let mut named: Vec<(String, Pick)> =
+        qs.iter().map(|q| (q.name(steps), Box::new(quantity_fn(*q)) as Pick)).collect();
     named.push(("eval loss".into(), Box::new(|m: &Measurement| Some(m.eval_loss))));
     let parent_runs: Vec<&RunRecord> = parents.values().copied().collect();
     for (name, q) in &named {
@@ -715,7 +873,12 @@ fn claim3_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
     Ok(())
 }
 
-fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions, fig_dir: &Path) -> anyhow::Result<()> {
+fn claim4_details(
+    md: &mut String,
+    runs: &[&RunRecord],
+    options: &ReproduceOptions,
+    fig_dir: &Path,
+) -> anyhow::Result<()> {
     let steps = &options.profile.measure.sgld_steps;
     if let Some(r) = runs.first() {
         let c = &r.planned.config;
@@ -735,7 +898,12 @@ fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
     diverged_line(md, runs);
     let mut qs = shown_quantities(options);
     qs.push(verdict::Quantity { kind: verdict::QuantityKind::NExpectedLoss, protocol: Protocol::Paper(0) });
-    header(md, &["seed", "overfitting epochs"], &qs.iter().map(|q| format!("ρ({}, val loss)", q.name(steps))).collect::<Vec<_>>(), &[]);
+    header(
+        md,
+        &["seed", "overfitting epochs"],
+        &qs.iter().map(|q| format!("ρ({}, val loss)", q.name(steps))).collect::<Vec<_>>(),
+        &[],
+    );
     for r in runs.iter().filter(|r| r.diverged.is_none()) {
         let cells: Vec<String> = qs
             .iter()
@@ -745,7 +913,8 @@ fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
                 stats::spearman(&y, &v).map_or("–".into(), |c| format!("{:.3}", c.r))
             })
             .collect();
-        let first = verdict::overfitting_points(r, qs[qs.len() - 2]).first().map_or("–".into(), |p| format!("{}–", p.0));
+        let first =
+            verdict::overfitting_points(r, qs[qs.len() - 2]).first().map_or("–".into(), |p| format!("{}–", p.0));
         let _ = writeln!(md, "| {} | {first} | {} |", r.planned.config.seed, cells.join(" | "));
     }
     let mut scatter = Vec::new();
@@ -755,10 +924,21 @@ fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
         let pairs: Vec<(f64, f64)> = runs
             .iter()
             .filter(|r| r.diverged.is_none())
-            .flat_map(|r| r.metrics.iter().filter_map(|m| m.measurement.as_ref().and_then(|x| q.of(x)).map(|v| (m.val_loss, v))))
+            .flat_map(|r| {
+                r.metrics.iter().filter_map(|m| m.measurement.as_ref().and_then(|x| q.of(x)).map(|v| (m.val_loss, v)))
+            })
             .collect();
-        scatter.push(Chart::scatter_with_fit(format!("{name} vs validation loss"), "validation loss", name.clone(), "epochs × seeds", &pairs));
-        over.push(Chart::new(name.clone(), "epoch", name.clone()).series(Series::line_points("mean ± std over seeds", over_epochs(runs, &quantity_fn(*q), 0))));
+        scatter.push(Chart::scatter_with_fit(
+            format!("{name} vs validation loss"),
+            "validation loss",
+            name.clone(),
+            "epochs × seeds",
+            &pairs,
+        ));
+        over.push(
+            Chart::new(name.clone(), "epoch", name.clone())
+                .series(Series::line_points("mean ± std over seeds", over_epochs(runs, &quantity_fn(*q), 0))),
+        );
     }
     let mut val = Chart::new("validation loss", "epoch", "loss");
     let mut by_epoch: BTreeMap<usize, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
@@ -769,15 +949,34 @@ fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptio
             e.1.push(m.train_loss);
         }
     }
-    let pts = |f: &dyn Fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<(f64, f64, Option<f64>)> {
-        by_epoch.iter().filter_map(|(e, v)| stats::summary(f(v)).map(|s| (*e as f64, s.mean, Some(s.std)))).collect()
+    let pts = |validation: bool| -> Vec<(f64, f64, Option<f64>)> {
+        by_epoch
+            .iter()
+            .filter_map(|(e, (val, train))| {
+                stats::summary(if validation { val } else { train }).map(|s| (*e as f64, s.mean, Some(s.std)))
+            })
+            .collect()
     };
-    val = val.series(Series::line("validation", pts(&|v| &v.0)).with_color(3)).series(Series::line("training", pts(&|v| &v.1)).with_color(0));
+    val = val
+        .series(Series::line("validation", pts(true)).with_color(3))
+        .series(Series::line("training", pts(false)).with_color(0));
     over.insert(0, val);
     let base = &options.results_dir;
-    let files = figures::panel_grid(&fig_dir.join("fig7-overfit-over-epochs"), "Overfitting run: losses and measurements over epochs", over.len().div_ceil(3), 3, &over)?;
+    let files = figures::panel_grid(
+        &fig_dir.join("fig7-overfit-over-epochs"),
+        "Overfitting run: losses and measurements over epochs",
+        over.len().div_ceil(3),
+        3,
+        &over,
+    )?;
     figure_link(md, &files, "Figure 7", base);
-    let files = figures::panel_grid(&fig_dir.join("fig8-overfit-correlations"), "Measurements vs validation loss (all epochs × seeds; the tests are per seed)", scatter.len().div_ceil(3), 3, &scatter)?;
+    let files = figures::panel_grid(
+        &fig_dir.join("fig8-overfit-correlations"),
+        "Measurements vs validation loss (all epochs × seeds; the tests are per seed)",
+        scatter.len().div_ceil(3),
+        3,
+        &scatter,
+    )?;
     figure_link(md, &files, "Figure 8", base);
     Ok(())
 }
@@ -789,8 +988,10 @@ fn spectra(md: &mut String, s1: &[&RunRecord], options: &ReproduceOptions, fig_d
         s1.iter().filter_map(|r| Some((*r, r.spectrum.as_ref()?))).collect();
     let [(first, a), (_, b)] = with.as_slice() else { return Ok(()) };
     let c = &first.planned.config;
-    let curves: Vec<DensityCurve> =
-        with.iter().map(|(r, s)| DensityCurve { label: r.planned.label.as_str(), grid: &s.grid, density: &s.density }).collect();
+    let curves: Vec<DensityCurve> = with
+        .iter()
+        .map(|(r, s)| DensityCurve { label: r.planned.label.as_str(), grid: &s.grid, density: &s.density })
+        .collect();
     let files = figures::density_pair(
         &fig_dir.join("hessian-spectra"),
         &format!("Hessian spectral density (SLQ), {} on {}, seed {}", c.model, c.dataset, c.seed),
@@ -817,7 +1018,8 @@ fn diagnostics(md: &mut String, all: &[RunRecord]) {
         let (mut total, mut passed) = (0usize, 0usize);
         for r in all {
             for m in r.metrics.iter().filter_map(|m| m.measurement.as_ref()) {
-                let points: Vec<&crate::measure::LlcPoint> = if validated { m.validated.iter().collect() } else { m.llc.iter().collect() };
+                let points: Vec<&crate::measure::LlcPoint> =
+                    if validated { m.validated.iter().collect() } else { m.llc.iter().collect() };
                 for p in points {
                     total += 1;
                     passed += usize::from(p.passed());
@@ -862,7 +1064,10 @@ fn warning_kind(w: &slt_estimators::Warning) -> &'static str {
 }
 
 fn timings(md: &mut String, all: &[RunRecord]) {
-    let _ = writeln!(md, "\n## Run times\n\n| suite | runs | training s | measurement s | total s |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "\n## Run times\n\n| suite | runs | training s | measurement s | total s |\n|---|---|---|---|---|"
+    );
     let mut by: BTreeMap<&str, (usize, f64, f64, f64)> = BTreeMap::new();
     for r in all {
         let e = by.entry(r.planned.suite).or_default();

@@ -93,7 +93,12 @@ impl RunLock {
 
 /// Trains `planned` unless it finished (a damaged finished run is retrained, saying why); a split
 /// run starts from its parent's final weights, training the parent first if it has not finished.
-fn execute(planned: &PlannedRun, data: &DataCache, options: &ReproduceOptions, show_progress: bool) -> anyhow::Result<RunRecord> {
+fn execute(
+    planned: &PlannedRun,
+    data: &DataCache,
+    options: &ReproduceOptions,
+    show_progress: bool,
+) -> anyhow::Result<RunRecord> {
     let dir = planned.dir(&options.results_dir);
     let _lock = RunLock::take(&dir, show_progress)?;
     match load_finished(planned, &options.results_dir)? {
@@ -125,20 +130,35 @@ fn execute(planned: &PlannedRun, data: &DataCache, options: &ReproduceOptions, s
             Some(path) => Some(crate::weights::load(config.model.init::<B>(config.seed, &device), path)?),
             None => None,
         };
-        let train_options = TrainOptions { out: Some(&dir), show_progress, initial, ..TrainOptions::new(&device, backend.name()) };
+        let train_options =
+            TrainOptions { out: Some(&dir), show_progress, initial, ..TrainOptions::new(&device, backend.name()) };
         crate::train::train(config, &splits, train_options).map(|o| (o.metrics, o.summary, o.spectrum))
     });
     match outcome {
-        Ok((metrics, summary, spectrum)) => {
-            Ok(RunRecord { planned: planned.clone(), summary: Some(summary), metrics, reused: false, diverged: None, spectrum })
-        }
+        Ok((metrics, summary, spectrum)) => Ok(RunRecord {
+            planned: planned.clone(),
+            summary: Some(summary),
+            metrics,
+            reused: false,
+            diverged: None,
+            spectrum,
+        }),
         Err(e @ TrainError::Diverged { .. }) => {
             // A diverging setting is a finding of the sweep: record it, keep going.
             let message = format!("{:#}", anyhow::Error::from(e));
             let metrics = crate::records::mark_diverged(&dir, &message)?;
-            Ok(RunRecord { planned: planned.clone(), summary: None, metrics, reused: false, diverged: Some(message), spectrum: None })
+            Ok(RunRecord {
+                planned: planned.clone(),
+                summary: None,
+                metrics,
+                reused: false,
+                diverged: Some(message),
+                spectrum: None,
+            })
         }
-        Err(TrainError::Failed(e)) => Err(e.context(format!("{} {} ({})", planned.suite, planned.label, dir.display()))),
+        Err(TrainError::Failed(e)) => {
+            Err(e.context(format!("{} {} ({})", planned.suite, planned.label, dir.display())))
+        }
     }
 }
 
@@ -256,10 +276,9 @@ pub fn reproduce_all(options: &ReproduceOptions, suites: &[&str]) -> anyhow::Res
         match load_finished(&planned, &options.results_dir)? {
             Stored::Finished(r) => all.push(r),
             Stored::Absent => missing += 1,
-            Stored::Damaged { dir, reason } => anyhow::bail!(
-                "{}: {reason}; run reproduce-all again (without --shard) to retrain it",
-                dir.display()
-            ),
+            Stored::Damaged { dir, reason } => {
+                anyhow::bail!("{}: {reason}; run reproduce-all again (without --shard) to retrain it", dir.display())
+            }
         }
     }
     let complete = (missing == 0).then_some(all);

@@ -8,8 +8,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 /// Writes `bytes` to `path` atomically, creating parent directories.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    slt_datasets::download::write_atomic(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))
+    slt_datasets::download::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes `value` as pretty JSON, atomically.

@@ -93,11 +93,9 @@ fn progress_bar(steps: u64, prefix: String, show: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(steps);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps {per_sec:>12} ETA {eta:>4} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps {per_sec:>12} ETA {eta:>4} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_prefix(prefix);
     bar
@@ -116,7 +114,10 @@ pub fn train<B: AutodiffBackend>(
     let TrainOptions { device, backend_name, out, show_progress, initial } = options;
     config.validate()?;
     if config.start_from.is_some() != initial.is_some() {
-        return Err(anyhow::anyhow!("a run with start_from needs the parent's final model, and only such a run takes one").into());
+        return Err(anyhow::anyhow!(
+            "a run with start_from needs the parent's final model, and only such a run takes one"
+        )
+        .into());
     }
     let started = Instant::now();
     if let Some(dir) = out {
@@ -168,8 +169,15 @@ pub fn train<B: AutodiffBackend>(
     }
     let spectrum = match config.measure.as_ref().filter(|m| m.spectrum_at_end) {
         Some(m) => Some(
-            crate::measure::spectrum::<B>(&model, &splits.train, m.hessian_batches, m.hessian_batch_size, config.seed, device)
-                .context("the Hessian spectrum at the final weights")?,
+            crate::measure::spectrum::<B>(
+                &model,
+                &splits.train,
+                m.hessian_batches,
+                m.hessian_batch_size,
+                config.seed,
+                device,
+            )
+            .context("the Hessian spectrum at the final weights")?,
         ),
         None => None,
     };
@@ -226,7 +234,9 @@ fn train_epoch<B: AutodiffBackend>(
                     source,
                 });
             }
-            Err(err) => return Err(anyhow::Error::from(err).context(format!("epoch {epoch}, step {}", step + 1)).into()),
+            Err(err) => {
+                return Err(anyhow::Error::from(err).context(format!("epoch {epoch}, step {}", step + 1)).into())
+            }
         };
         model = next;
         loss_sum += report.loss * indices.len() as f64;
@@ -296,7 +306,8 @@ fn measure_epoch<B: AutodiffBackend>(
         .validated
         .as_ref()
         .is_some_and(|v| v.due(epoch, config.epochs, row.train_loss, earlier.iter().map(|r| r.train_loss)));
-    let m = crate::measure::measure_point(model, train, mc, config.seed, epoch, calibrated, with_validated, device, show_progress)
+    let at = crate::measure::PointOfRun { seed: config.seed, epoch, calibrated, with_validated };
+    let m = crate::measure::measure_point(model, train, mc, at, device, show_progress)
         .with_context(|| format!("measuring after epoch {epoch}"))?;
     if show_progress {
         let llc: Vec<String> = m
@@ -304,7 +315,14 @@ fn measure_epoch<B: AutodiffBackend>(
             .iter()
             .map(|p| format!("λ̂(ε={:e}) {}", p.sgld_step, p.llc_mean.map_or("-".into(), |v| format!("{v:.2}"))))
             .collect();
-        eprintln!("    {} Tr(H) {:.2} ± {:.2} ‖g‖ {:.4} ({:.1} s)", llc.join(", "), m.trace_h, m.trace_h_se, m.grad_norm, m.seconds);
+        eprintln!(
+            "    {} Tr(H) {:.2} ± {:.2} ‖g‖ {:.4} ({:.1} s)",
+            llc.join(", "),
+            m.trace_h,
+            m.trace_h_se,
+            m.grad_norm,
+            m.seconds
+        );
     }
     Ok(Some(m))
 }

@@ -35,11 +35,11 @@ use slt_stats as stats;
 use slt_stats::decision::{decide, holm, one_sample, tost, Direction, Evidence, Hypothesis, Levels, Samples, Verdict};
 use slt_stats::format_p as fmt_p;
 
+use crate::profile::Profile;
 pub use crate::profile::{
     s2_label, s3_control_label, s3_ngd_label, AnalysisPlan, Basis, Claim1Plan, Claim2Plan, Claim3Plan, Claim4Plan,
     Protocol, Quantity, QuantityKind, Sweep,
 };
-use crate::profile::Profile;
 use crate::records::{EpochMetrics, RunRecord};
 
 // ---------------------------------------------------------------------------------------------
@@ -73,7 +73,10 @@ fn final_train_loss(r: &RunRecord) -> Option<f64> {
 }
 
 fn describe_run(r: &RunRecord) -> String {
-    format!("{} {} {} seed {}", r.planned.config.dataset, r.planned.config.model, r.planned.label, r.planned.config.seed)
+    format!(
+        "{} {} {} seed {}",
+        r.planned.config.dataset, r.planned.config.model, r.planned.label, r.planned.config.seed
+    )
 }
 
 /// Blocks when any run of `runs` diverged.
@@ -112,10 +115,9 @@ fn confound_blocker(samples: &mut Samples, groups: &[(String, Vec<&RunRecord>)],
             stats::mean(&losses).map(|m| (name.clone(), m))
         })
         .collect();
-    let (Some(lo), Some(hi)) = (
-        means.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
-        means.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
-    ) else {
+    let (Some(lo), Some(hi)) =
+        (means.iter().min_by(|a, b| a.1.total_cmp(&b.1)), means.iter().max_by(|a, b| a.1.total_cmp(&b.1)))
+    else {
         return;
     };
     if lo.1 > 0.0 && hi.1 / lo.1 > plan.confound_ratio {
@@ -130,7 +132,9 @@ fn confound_blocker(samples: &mut Samples, groups: &[(String, Vec<&RunRecord>)],
         );
         match basis {
             Basis::Final => samples.blockers.push(text),
-            Basis::Matched => samples.notes.push(format!("{text} (matched convergence compares them at equal training loss)")),
+            Basis::Matched => {
+                samples.notes.push(format!("{text} (matched convergence compares them at equal training loss)"))
+            }
         }
     }
 }
@@ -222,8 +226,15 @@ fn by_label<'a>(runs: &[&'a RunRecord], label: &str) -> Vec<&'a RunRecord> {
 
 /// Per seed present in both, (q_arm − q_ref)/|mean of q_ref over the seeds|: the paired relative
 /// difference of two groups of runs of one cell.
-pub fn paired_relative(arms: &[&RunRecord], refs: &[&RunRecord], q: Quantity, basis: Basis, plan: &AnalysisPlan) -> Vec<f64> {
-    let ref_values: BTreeMap<u64, f64> = refs.iter().filter_map(|r| value(r, q, basis, plan).map(|v| (r.planned.config.seed, v))).collect();
+pub fn paired_relative(
+    arms: &[&RunRecord],
+    refs: &[&RunRecord],
+    q: Quantity,
+    basis: Basis,
+    plan: &AnalysisPlan,
+) -> Vec<f64> {
+    let ref_values: BTreeMap<u64, f64> =
+        refs.iter().filter_map(|r| value(r, q, basis, plan).map(|v| (r.planned.config.seed, v))).collect();
     let Some(m) = stats::mean(&ref_values.values().copied().collect::<Vec<_>>()).filter(|m| *m != 0.0) else {
         return Vec::new();
     };
@@ -235,11 +246,19 @@ pub fn paired_relative(arms: &[&RunRecord], refs: &[&RunRecord], q: Quantity, ba
 /// Whether `runs` were configured to measure `q` (the validated protocol can be limited to some
 /// cells; a cell without it is no missing sample).
 fn measures(runs: &[&RunRecord], q: Quantity) -> bool {
-    q.protocol != Protocol::Validated || runs.iter().any(|r| r.planned.config.measure.as_ref().is_some_and(|m| m.validated.is_some()))
+    q.protocol != Protocol::Validated
+        || runs.iter().any(|r| r.planned.config.measure.as_ref().is_some_and(|m| m.validated.is_some()))
 }
 
 /// Claim 1: per (cell, seed) relative difference (q_arm − q_ref)/|mean q_ref of the cell|.
-fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, arm: &str, q: Quantity, basis: Basis) -> (Samples, Vec<(String, Samples)>) {
+fn claim1_samples(
+    runs: &[&RunRecord],
+    profile: &Profile,
+    plan: &AnalysisPlan,
+    arm: &str,
+    q: Quantity,
+    basis: Basis,
+) -> (Samples, Vec<(String, Samples)>) {
     let s1 = &profile.s1;
     let reference = &s1.arms[0];
     let mut all = Samples::default();
@@ -252,7 +271,11 @@ fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, a
             let in_cell = |label: &str| -> Vec<&RunRecord> {
                 runs.iter()
                     .copied()
-                    .filter(|r| r.planned.config.dataset == dataset && r.planned.config.model == model && r.planned.label == label)
+                    .filter(|r| {
+                        r.planned.config.dataset == dataset
+                            && r.planned.config.model == model
+                            && r.planned.label == label
+                    })
                     .collect()
             };
             let (refs, arms) = (in_cell(reference), in_cell(arm));
@@ -267,12 +290,18 @@ fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, a
             all.values.extend(cell.values.iter().copied());
             diverged_blocker(&mut cell, &[refs.clone(), arms.clone()].concat());
             missing_blocker(&mut cell, cell_planned, "not measured at this basis, or diverged", plan);
-            confound_blocker(&mut cell, &[(reference.clone(), refs.clone()), (arm.to_string(), arms.clone())], basis, plan);
+            confound_blocker(
+                &mut cell,
+                &[(reference.clone(), refs.clone()), (arm.to_string(), arms.clone())],
+                basis,
+                plan,
+            );
             cells.push((format!("{dataset} {model}"), cell));
         }
     }
     if !unmeasured.is_empty() {
-        all.notes.push(format!("not measured under this protocol (by the profile's design): {}", unmeasured.join(", ")));
+        all.notes
+            .push(format!("not measured under this protocol (by the profile's design): {}", unmeasured.join(", ")));
     }
     diverged_blocker(&mut all, &involved);
     missing_blocker(&mut all, planned, "a run never reached the matched training loss, was not measured there, diverged or failed the estimator's diagnostics", plan);
@@ -282,10 +311,17 @@ fn claim1_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, a
         .map(|(n, _)| n.clone())
         .collect();
     if !confounded.is_empty() {
-        let text = format!("confounded by convergence in {} of {} cells ({})", confounded.len(), cells.len(), confounded.join(", "));
+        let text = format!(
+            "confounded by convergence in {} of {} cells ({})",
+            confounded.len(),
+            cells.len(),
+            confounded.join(", ")
+        );
         match basis {
             Basis::Final => all.blockers.push(text),
-            Basis::Matched => all.notes.push(format!("{text}; matched convergence compares them at equal training loss")),
+            Basis::Matched => {
+                all.notes.push(format!("{text}; matched convergence compares them at equal training loss"))
+            }
         }
     }
     (all, cells)
@@ -309,7 +345,12 @@ pub fn claim1(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
         cells.len(),
         plan.alpha
     );
-    let main = TestLine::new(format!("{} vs {reference}, {}, {}", c.arm, q0.name(&profile.measure.sgld_steps), basis_name(c.basis)), hyp, samples, &levels);
+    let main = TestLine::new(
+        format!("{} vs {reference}, {}, {}", c.arm, q0.name(&profile.measure.sgld_steps), basis_name(c.basis)),
+        hyp,
+        samples,
+        &levels,
+    );
     let primaries = vec![primary("NGD > SGD", declared, main, &levels)];
     let mut secondaries = Vec::new();
     for arm in profile.s1.arms.iter().skip(1) {
@@ -319,12 +360,27 @@ pub fn claim1(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
                     continue;
                 }
                 let (s, _) = claim1_samples(runs, profile, plan, arm, q, basis);
-                secondaries.push(TestLine::new(format!("{arm} vs {reference}, {}, {}", q.name(&profile.measure.sgld_steps), basis_name(basis)), hyp, s, &levels));
+                secondaries.push(TestLine::new(
+                    format!("{arm} vs {reference}, {}, {}", q.name(&profile.measure.sgld_steps), basis_name(basis)),
+                    hyp,
+                    s,
+                    &levels,
+                ));
             }
         }
     }
     for (cell, s) in cells {
-        secondaries.push(TestLine::new(format!("{} vs {reference}, {}, {}, cell {cell}", c.arm, q0.name(&profile.measure.sgld_steps), basis_name(c.basis)), hyp, s, &levels));
+        secondaries.push(TestLine::new(
+            format!(
+                "{} vs {reference}, {}, {}, cell {cell}",
+                c.arm,
+                q0.name(&profile.measure.sgld_steps),
+                basis_name(c.basis)
+            ),
+            hyp,
+            s,
+            &levels,
+        ));
     }
     ClaimAnalysis::finish(primaries, secondaries, Vec::new())
 }
@@ -357,7 +413,15 @@ pub fn s2_runs<'a>(runs: &[&'a RunRecord], arm: &str, sweep: Sweep) -> Vec<&'a R
 }
 
 /// Claim 2: per seed, the least-squares slope of q/mean_seed(q) on log₁₀(smoothing).
-fn claim2_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, arm: &str, sweep: Sweep, q: Quantity, basis: Basis) -> Samples {
+fn claim2_samples(
+    runs: &[&RunRecord],
+    profile: &Profile,
+    plan: &AnalysisPlan,
+    arm: &str,
+    sweep: Sweep,
+    q: Quantity,
+    basis: Basis,
+) -> Samples {
     let rs = s2_runs(runs, arm, sweep);
     let mut s = Samples::default();
     diverged_blocker(&mut s, &rs);
@@ -405,8 +469,15 @@ pub fn claim2(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
         basis_name(c.basis),
         plan.alpha
     );
-    let name = |arm: &str, sweep: Sweep, q: Quantity, basis: Basis| format!("{arm}, {} sweep, {}, {}", sweep.name(), q.name(steps), basis_name(basis));
-    let main = TestLine::new(name(&c.arm, c.sweep, q0, c.basis), hyp, claim2_samples(runs, profile, plan, &c.arm, c.sweep, q0, c.basis), &levels);
+    let name = |arm: &str, sweep: Sweep, q: Quantity, basis: Basis| {
+        format!("{arm}, {} sweep, {}, {}", sweep.name(), q.name(steps), basis_name(basis))
+    };
+    let main = TestLine::new(
+        name(&c.arm, c.sweep, q0, c.basis),
+        hyp,
+        claim2_samples(runs, profile, plan, &c.arm, c.sweep, q0, c.basis),
+        &levels,
+    );
     let primaries = vec![primary("less smoothing ⇒ higher", declared, main, &levels)];
     let mut secondaries = Vec::new();
     for arm in &profile.s2.arms {
@@ -444,13 +515,28 @@ fn s3_deltas(runs: &[&RunRecord], plan: &AnalysisPlan, label: &str, q: Quantity,
 }
 
 /// Paired per-seed differences of the relative change: `label` minus `reference`.
-fn s3_contrast(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, label: &str, reference: &str, q: Quantity, basis: Basis) -> Samples {
+fn s3_contrast(
+    runs: &[&RunRecord],
+    profile: &Profile,
+    plan: &AnalysisPlan,
+    label: &str,
+    reference: &str,
+    q: Quantity,
+    basis: Basis,
+) -> Samples {
     let a = s3_deltas(runs, plan, label, q, basis);
     let b = s3_deltas(runs, plan, reference, q, basis);
-    let mut s = Samples { values: a.iter().filter_map(|(seed, v)| b.get(seed).map(|w| v - w)).collect(), ..Default::default() };
-    let involved: Vec<&RunRecord> = [by_label(runs, label), by_label(runs, reference), by_label(runs, "pre-split")].concat();
+    let mut s =
+        Samples { values: a.iter().filter_map(|(seed, v)| b.get(seed).map(|w| v - w)).collect(), ..Default::default() };
+    let involved: Vec<&RunRecord> =
+        [by_label(runs, label), by_label(runs, reference), by_label(runs, "pre-split")].concat();
     diverged_blocker(&mut s, &involved);
-    confound_blocker(&mut s, &[(label.to_string(), by_label(runs, label)), (reference.to_string(), by_label(runs, reference))], basis, plan);
+    confound_blocker(
+        &mut s,
+        &[(label.to_string(), by_label(runs, label)), (reference.to_string(), by_label(runs, reference))],
+        basis,
+        plan,
+    );
     missing_blocker(&mut s, profile.s3.seeds.len(), "a branch or its parent not measured at this basis", plan);
     s
 }
@@ -468,12 +554,15 @@ fn s3_lr_slopes(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, q: 
             }
         }
     }
-    let involved: Vec<&RunRecord> = runs.iter().copied().filter(|r| r.planned.label.starts_with("ngd-lr=") || r.planned.label == "pre-split").collect();
+    let involved: Vec<&RunRecord> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.planned.label.starts_with("ngd-lr=") || r.planned.label == "pre-split")
+        .collect();
     diverged_blocker(&mut s, &involved);
     missing_blocker(&mut s, profile.s3.seeds.len(), "a seed with fewer than 2 NGD branches measured", plan);
     s
 }
-
 
 /// Claim 3 under `protocol`: the rise, the lr effect and the control.
 pub fn claim3(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, protocol: Protocol) -> ClaimAnalysis {
@@ -487,9 +576,24 @@ pub fn claim3(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
     let control = s3_control_label(profile);
     let qn = q0.name(steps);
     let b = basis_name(c.basis);
-    let rise = TestLine::new(format!("{ngd} vs sgd-same-lr, {qn}, {b}"), greater, s3_contrast(runs, profile, plan, &ngd, "sgd-same-lr", q0, c.basis), &levels);
-    let lr = TestLine::new(format!("slope over NGD lrs, {qn}, {b}"), greater, s3_lr_slopes(runs, profile, plan, q0, c.basis), &levels);
-    let ctl = TestLine::new(format!("{control} vs sgd-same-lr, {qn}, {b}"), control_hyp, s3_contrast(runs, profile, plan, &control, "sgd-same-lr", q0, c.basis), &levels);
+    let rise = TestLine::new(
+        format!("{ngd} vs sgd-same-lr, {qn}, {b}"),
+        greater,
+        s3_contrast(runs, profile, plan, &ngd, "sgd-same-lr", q0, c.basis),
+        &levels,
+    );
+    let lr = TestLine::new(
+        format!("slope over NGD lrs, {qn}, {b}"),
+        greater,
+        s3_lr_slopes(runs, profile, plan, q0, c.basis),
+        &levels,
+    );
+    let ctl = TestLine::new(
+        format!("{control} vs sgd-same-lr, {qn}, {b}"),
+        control_hyp,
+        s3_contrast(runs, profile, plan, &control, "sgd-same-lr", q0, c.basis),
+        &levels,
+    );
     let rel = "relative change of the quantity from the split to the branch's";
     let primaries = vec![
         primary(
@@ -524,17 +628,31 @@ pub fn claim3(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
                 }
                 let hyp = if label == &control { control_hyp } else { greater };
                 let s = s3_contrast(runs, profile, plan, label, "sgd-same-lr", q, basis);
-                secondaries.push(TestLine::new(format!("{label} vs sgd-same-lr, {}, {}", q.name(steps), basis_name(basis)), hyp, s, &levels));
+                secondaries.push(TestLine::new(
+                    format!("{label} vs sgd-same-lr, {}, {}", q.name(steps), basis_name(basis)),
+                    hyp,
+                    s,
+                    &levels,
+                ));
             }
             if !(q == q0 && basis == c.basis) {
                 let s = s3_lr_slopes(runs, profile, plan, q, basis);
-                secondaries.push(TestLine::new(format!("slope over NGD lrs, {}, {}", q.name(steps), basis_name(basis)), greater, s, &levels));
+                secondaries.push(TestLine::new(
+                    format!("slope over NGD lrs, {}, {}", q.name(steps), basis_name(basis)),
+                    greater,
+                    s,
+                    &levels,
+                ));
             }
         }
     }
     let mut notes = Vec::new();
     if let Ok(p) = tost(&primaries[2].test.samples.values, c.control_margin, &levels) {
-        notes.push(format!("Control, two one-sided tests of equivalence (|Δ| < {}): p = {}.", c.control_margin, fmt_p(p)));
+        notes.push(format!(
+            "Control, two one-sided tests of equivalence (|Δ| < {}): p = {}.",
+            c.control_margin,
+            fmt_p(p)
+        ));
     }
     ClaimAnalysis::finish(primaries, secondaries, notes)
 }
@@ -543,7 +661,8 @@ pub fn claim3(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
 /// (epoch, validation loss, q).
 pub fn overfitting_points(r: &RunRecord, q: Quantity) -> Vec<(f64, f64, f64)> {
     let measured: Vec<&EpochMetrics> = r.metrics.iter().filter(|m| m.measurement.is_some()).collect();
-    let Some(start) = measured.iter().enumerate().min_by(|a, b| a.1.val_loss.total_cmp(&b.1.val_loss)).map(|(i, _)| i) else {
+    let Some(start) = measured.iter().enumerate().min_by(|a, b| a.1.val_loss.total_cmp(&b.1.val_loss)).map(|(i, _)| i)
+    else {
         return Vec::new();
     };
     measured[start..]
@@ -563,7 +682,13 @@ enum Claim4Stat {
     ValidationWithEpoch,
 }
 
-fn claim4_samples(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, q: Quantity, stat: Claim4Stat) -> Samples {
+fn claim4_samples(
+    runs: &[&RunRecord],
+    profile: &Profile,
+    plan: &AnalysisPlan,
+    q: Quantity,
+    stat: Claim4Stat,
+) -> Samples {
     let mut s = Samples::default();
     diverged_blocker(&mut s, runs);
     for r in runs.iter().filter(|r| r.diverged.is_none()) {
@@ -606,7 +731,12 @@ pub fn claim4(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
         q0.name(steps),
         plan.alpha
     );
-    let main = TestLine::new(format!("ρ({}, val loss)", q0.name(steps)), hyp, claim4_samples(runs, profile, plan, q0, Claim4Stat::WithValidation), &levels);
+    let main = TestLine::new(
+        format!("ρ({}, val loss)", q0.name(steps)),
+        hyp,
+        claim4_samples(runs, profile, plan, q0, Claim4Stat::WithValidation),
+        &levels,
+    );
     let primaries = vec![primary("rises with validation loss", declared, main, &levels)];
     let mut qs = quantities(q0.kind, protocol, steps.len());
     qs.push(Quantity { kind: QuantityKind::NExpectedLoss, protocol });
@@ -614,7 +744,12 @@ pub fn claim4(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
     let mut secondaries = Vec::new();
     for q in &qs {
         if *q != q0 {
-            secondaries.push(TestLine::new(format!("ρ({}, val loss)", q.name(steps)), hyp, claim4_samples(runs, profile, plan, *q, Claim4Stat::WithValidation), &levels));
+            secondaries.push(TestLine::new(
+                format!("ρ({}, val loss)", q.name(steps)),
+                hyp,
+                claim4_samples(runs, profile, plan, *q, Claim4Stat::WithValidation),
+                &levels,
+            ));
         }
         secondaries.push(TestLine::new(
             format!("partial ρ({}, val loss | epoch)", q.name(steps)),
@@ -632,7 +767,10 @@ pub fn claim4(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
         } else {
             ""
         };
-        notes.push(format!("Per-seed ρ(validation loss, epoch) over the overfitting phase: mean {m:.3} over {} seeds{plain}.", trend.values.len()));
+        notes.push(format!(
+            "Per-seed ρ(validation loss, epoch) over the overfitting phase: mean {m:.3} over {} seeds{plain}.",
+            trend.values.len()
+        ));
     }
     ClaimAnalysis::finish(primaries, secondaries, notes)
 }
@@ -643,8 +781,8 @@ mod tests {
     use crate::config::{OptimizerConfig, TrainConfig};
     use crate::measure::{LlcPoint, Measurement};
     use crate::profile::PlannedRun;
-    use slt_stats::decision::Outcome;
     use slt_datasets::{DatasetKind, SplitOptions};
+    use slt_stats::decision::Outcome;
 
     // Synthetic run records.
 
@@ -663,7 +801,15 @@ mod tests {
             warnings: Vec::new(),
             localization: 100.0,
         };
-        Measurement { llc: vec![p.clone()], validated: Some(p), trace_h: trace, trace_h_se: 0.0, eval_loss: 0.1, grad_norm: 0.1, seconds: 0.0 }
+        Measurement {
+            llc: vec![p.clone()],
+            validated: Some(p),
+            trace_h: trace,
+            trace_h_se: 0.0,
+            eval_loss: 0.1,
+            grad_norm: 0.1,
+            seconds: 0.0,
+        }
     }
 
     fn metrics(epoch: usize, train_loss: f64, val_loss: f64, llc: Option<f64>) -> EpochMetrics {
@@ -683,7 +829,15 @@ mod tests {
         }
     }
 
-    fn record(suite: &'static str, label: &str, model: &str, seed: u64, optimizer: OptimizerConfig, rows: Vec<EpochMetrics>, diverged: bool) -> RunRecord {
+    fn record(
+        suite: &'static str,
+        label: &str,
+        model: &str,
+        seed: u64,
+        optimizer: OptimizerConfig,
+        rows: Vec<EpochMetrics>,
+        diverged: bool,
+    ) -> RunRecord {
         let config = TrainConfig {
             dataset: DatasetKind::Mnist,
             model: model.parse().unwrap(),
@@ -734,9 +888,25 @@ mod tests {
                 let ngd_v = base * (1.0 + effect + noise);
                 let ngd = vec![metrics(1, 0.4, 0.4, Some(ngd_v * 0.9)), metrics(2, ngd_loss, 0.3, Some(ngd_v))];
                 let m = model.to_string();
-                out.push(record("s1-sgd-vs-ngd", "sgd", &m, seed, OptimizerConfig::Sgd(Default::default()), sgd, false));
+                out.push(record(
+                    "s1-sgd-vs-ngd",
+                    "sgd",
+                    &m,
+                    seed,
+                    OptimizerConfig::Sgd(Default::default()),
+                    sgd,
+                    false,
+                ));
                 let div = diverge && seed == 0 && c == 0;
-                out.push(record("s1-sgd-vs-ngd", "ngd-online", &m, seed, OptimizerConfig::NgdOnline(Default::default()), ngd, div));
+                out.push(record(
+                    "s1-sgd-vs-ngd",
+                    "ngd-online",
+                    &m,
+                    seed,
+                    OptimizerConfig::NgdOnline(Default::default()),
+                    ngd,
+                    div,
+                ));
             }
         }
         out
@@ -750,7 +920,8 @@ mod tests {
     fn claim1_outcomes_from_synthetic_records() {
         let (p, plan) = profile(4);
         let prot = Protocol::Paper(0);
-        let verdict = |recs: &[RunRecord], plan: &AnalysisPlan| claim1(&refs(recs), &p, plan, prot).primaries[0].verdict.clone();
+        let verdict =
+            |recs: &[RunRecord], plan: &AnalysisPlan| claim1(&refs(recs), &p, plan, prot).primaries[0].verdict.clone();
         assert_eq!(verdict(&s1_records(&p, 0.3, 0.3, false), &plan).outcome, Outcome::Holds);
         assert_eq!(verdict(&s1_records(&p, -0.3, 0.3, false), &plan).outcome, Outcome::Contradicted);
         assert_eq!(verdict(&s1_records(&p, 0.0, 0.3, false), &plan).outcome, Outcome::Inconclusive);
@@ -762,7 +933,8 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Inconclusive);
         assert!(v.reason.contains("confounded"), "{}", v.reason);
         // …but decidable at matched convergence (both reach 0.5 training loss at some epoch).
-        let matched = AnalysisPlan { claim1: Claim1Plan { basis: Basis::Matched, ..plan.claim1.clone() }, ..plan.clone() };
+        let matched =
+            AnalysisPlan { claim1: Claim1Plan { basis: Basis::Matched, ..plan.claim1.clone() }, ..plan.clone() };
         let recs = s1_records(&p, 0.3, 0.9, false);
         let a = claim1(&refs(&recs), &p, &matched, prot);
         assert_eq!(a.primaries[0].verdict.outcome, Outcome::Holds, "{}", a.primaries[0].verdict.reason);
@@ -792,27 +964,60 @@ mod tests {
         let a = claim1(&refs(&recs), &p, &plan, Protocol::Validated);
         assert_eq!(a.primaries[0].verdict.outcome, Outcome::Holds, "{}", a.primaries[0].verdict.reason);
         assert_eq!(a.primaries[0].test.samples.values.len(), 4);
-        assert!(a.primaries[0].test.samples.notes.iter().any(|n| n.contains("mnist mlp-1x16")), "{:?}", a.primaries[0].test.samples.notes);
+        assert!(
+            a.primaries[0].test.samples.notes.iter().any(|n| n.contains("mnist mlp-1x16")),
+            "{:?}",
+            a.primaries[0].test.samples.notes
+        );
         let recs = s1_records(&p, 0.3, 0.3, false);
         // The paper protocol reads the same records regardless of diagnostics.
         assert_eq!(claim1(&refs(&recs), &p, &plan, Protocol::Paper(0)).primaries[0].verdict.outcome, Outcome::Holds);
     }
 
     /// Suite-3 records: parents at λ̂ = 100; branches' final λ̂ = 100·(1 + rise).
-    fn s3_records(p: &Profile, ngd_rise: &[f64], control_rise: impl Fn(u64) -> f64, diverge_control: bool) -> Vec<RunRecord> {
+    fn s3_records(
+        p: &Profile,
+        ngd_rise: &[f64],
+        control_rise: impl Fn(u64) -> f64,
+        diverge_control: bool,
+    ) -> Vec<RunRecord> {
         let mut out = Vec::new();
         let sgd = OptimizerConfig::Sgd(Default::default());
         for &seed in &p.s3.seeds {
             let jitter = 0.01 * ((seed * 7 % 5) as f64 - 2.0);
             let row = |v: f64| vec![metrics(1, 0.2, 0.3, Some(v))];
             out.push(record("s3-split", "pre-split", "mlp-1x8", seed, sgd.clone(), row(100.0), false));
-            out.push(record("s3-split", "sgd-same-lr", "mlp-1x8", seed, sgd.clone(), row(100.0 * (1.0 + jitter)), false));
+            out.push(record(
+                "s3-split",
+                "sgd-same-lr",
+                "mlp-1x8",
+                seed,
+                sgd.clone(),
+                row(100.0 * (1.0 + jitter)),
+                false,
+            ));
             let control = s3_control_label(p);
             let jitter2 = 0.01 * ((seed * 3 % 5) as f64 - 2.0);
-            out.push(record("s3-split", &control, "mlp-1x8", seed, sgd.clone(), row(100.0 * (1.0 + jitter2 + control_rise(seed))), diverge_control && seed == 1));
+            out.push(record(
+                "s3-split",
+                &control,
+                "mlp-1x8",
+                seed,
+                sgd.clone(),
+                row(100.0 * (1.0 + jitter2 + control_rise(seed))),
+                diverge_control && seed == 1,
+            ));
             for (&lr, &rise) in p.s3.ngd_lrs.iter().zip(ngd_rise) {
                 let v = 100.0 * (1.0 + rise + 2.0 * jitter);
-                out.push(record("s3-split", &s3_ngd_label(lr), "mlp-1x8", seed, OptimizerConfig::NgdOnline(Default::default()), row(v), false));
+                out.push(record(
+                    "s3-split",
+                    &s3_ngd_label(lr),
+                    "mlp-1x8",
+                    seed,
+                    OptimizerConfig::NgdOnline(Default::default()),
+                    row(v),
+                    false,
+                ));
             }
         }
         out
@@ -853,7 +1058,15 @@ mod tests {
                 let noise = 0.01 * (((seed + alpha.log10().abs() as u64) * 7 % 5) as f64 - 2.0);
                 let v = 100.0 * (1.0 + slope * alpha.log10() + noise);
                 let c = slt_optimizers::OnlineNgdConfig { alpha, ..Default::default() };
-                out.push(record("s2-smoothing", &s2_label("ngd-online", Sweep::Alpha, alpha), "mlp-1x8", seed, OptimizerConfig::NgdOnline(c), vec![metrics(1, 0.3, 0.3, Some(v))], false));
+                out.push(record(
+                    "s2-smoothing",
+                    &s2_label("ngd-online", Sweep::Alpha, alpha),
+                    "mlp-1x8",
+                    seed,
+                    OptimizerConfig::NgdOnline(c),
+                    vec![metrics(1, 0.3, 0.3, Some(v))],
+                    false,
+                ));
             }
         }
         let _ = p;
@@ -865,7 +1078,12 @@ mod tests {
         let (mut p, mut plan) = profile(5);
         p.s2.seeds = (0..5).collect();
         p.s2.arms = vec!["ngd-online".into()];
-        plan.claim2 = Claim2Plan { arm: "ngd-online".into(), sweep: Sweep::Alpha, quantity: QuantityKind::Llc, basis: Basis::Final };
+        plan.claim2 = Claim2Plan {
+            arm: "ngd-online".into(),
+            sweep: Sweep::Alpha,
+            quantity: QuantityKind::Llc,
+            basis: Basis::Final,
+        };
         let prot = Protocol::Paper(0);
         let run = |slope: f64| {
             let recs = s2_records(&p, slope, &p.s2.seeds);
@@ -881,7 +1099,11 @@ mod tests {
         // plus a wiggle that breaks the monotone tie with the epoch.
         let rows: Vec<EpochMetrics> = (1..=10)
             .map(|e| {
-                let val = if e <= 3 { 1.0 - 0.2 * e as f64 } else { 0.4 + 0.1 * (e - 3) as f64 + 0.03 * ((e + seed as usize) % 3) as f64 };
+                let val = if e <= 3 {
+                    1.0 - 0.2 * e as f64
+                } else {
+                    0.4 + 0.1 * (e - 3) as f64 + 0.03 * ((e + seed as usize) % 3) as f64
+                };
                 let wiggle = (2.0 + seed as f64) * (((e * 5 + seed as usize) % 4) as f64 - 1.5);
                 metrics(e, 0.01, val, Some(50.0 + q_slope * 100.0 * val + wiggle))
             })

@@ -53,7 +53,11 @@ pub fn named_tensors<B: Backend, M: Module<B>>(model: &M) -> Vec<NamedTensor> {
 }
 
 /// Serialises `tensors` with `metadata` to `path`, atomically.
-pub fn write_file(path: &Path, tensors: &[NamedTensor], metadata: Option<HashMap<String, String>>) -> anyhow::Result<()> {
+pub fn write_file(
+    path: &Path,
+    tensors: &[NamedTensor],
+    metadata: Option<HashMap<String, String>>,
+) -> anyhow::Result<()> {
     let views = tensors
         .iter()
         .map(|t| Ok((t.name.clone(), TensorView::new(t.dtype, t.shape.clone(), &t.bytes)?)))
@@ -75,16 +79,12 @@ pub fn read_tensor(tensors: &SafeTensors, path: &Path, name: &str, shape: &[usiz
         );
     }
     match view.dtype() {
-        Dtype::F32 => Ok(view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect()),
-        Dtype::F64 => Ok(view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()),
+        Dtype::F32 => {
+            Ok(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect())
+        }
+        Dtype::F64 => {
+            Ok(view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+        }
         other => bail!("{}: tensor '{name}' is {other:?}, expected F32 or F64", path.display()),
     }
 }

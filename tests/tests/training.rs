@@ -32,10 +32,16 @@ fn config(model: &str, epochs: usize, lr: f64, split: SplitOptions) -> TrainConf
 /// ≥ 0.87 test accuracy after 1 epoch and ≥ 0.91 after 3 (PyTorch: 0.88 / 0.918).
 #[test]
 fn mlp_2x256_sgd_reaches_pytorch_accuracy_on_mnist() {
-    let splits = RawSplits::load(DatasetKind::Mnist, &common::data_dir()).unwrap().split(&SplitOptions::default()).unwrap();
+    let splits =
+        RawSplits::load(DatasetKind::Mnist, &common::data_dir()).unwrap().split(&SplitOptions::default()).unwrap();
     let c = config("mlp-2x256", 3, 0.01, SplitOptions::default());
     let out = tempfile::tempdir().unwrap();
-    let outcome = train::<B>(&c, &splits, TrainOptions { out: Some(out.path()), ..TrainOptions::new(&Default::default(), "flex") }).unwrap();
+    let outcome = train::<B>(
+        &c,
+        &splits,
+        TrainOptions { out: Some(out.path()), ..TrainOptions::new(&Default::default(), "flex") },
+    )
+    .unwrap();
     let acc: Vec<f64> = outcome.metrics.iter().map(|m| m.val_acc).collect();
     eprintln!("val acc per epoch: {acc:?}");
     assert!(acc[0] >= 0.87, "epoch 1 accuracy {acc:?}");
@@ -65,7 +71,8 @@ fn same_seed_gives_identical_metrics() {
             optimizer: OptimizerConfig::Sgd(SgdConfig { lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 1e-4 }),
             ..config(model, 2, 0.05, split.clone())
         };
-        let strip = |m: Vec<EpochMetrics>| m.into_iter().map(|r| EpochMetrics { seconds: 0.0, ..r }).collect::<Vec<_>>();
+        let strip =
+            |m: Vec<EpochMetrics>| m.into_iter().map(|r| EpochMetrics { seconds: 0.0, ..r }).collect::<Vec<_>>();
         let a = train::<B>(&c, &splits, TrainOptions::new(&Default::default(), "flex")).unwrap();
         let b = train::<B>(&c, &splits, TrainOptions::new(&Default::default(), "flex")).unwrap();
         assert_eq!(strip(a.metrics), strip(b.metrics), "{model}");
@@ -101,7 +108,13 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
     };
     let write_report = |options: &slt_experiments::reproduce::ReproduceOptions| {
         let done = slt_experiments::reproduce::reproduce_all(options, &[]).unwrap();
-        slt_experiments::report::write(options, &done.complete.expect("every run finished"), &done.this_call, done.seconds).unwrap()
+        slt_experiments::report::write(
+            options,
+            &done.complete.expect("every run finished"),
+            &done.this_call,
+            done.seconds,
+        )
+        .unwrap()
     };
     let report = write_report(&options);
     let text = std::fs::read_to_string(&report).unwrap();
@@ -132,15 +145,28 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
         for f in ["config.json", "metrics.jsonl", "weights.safetensors", "summary.json"] {
             assert!(dir.join(f).exists(), "{}", dir.join(f).display());
         }
-        let metrics: Vec<slt_experiments::train::EpochMetrics> = slt_experiments::store::read_jsonl(&dir.join("metrics.jsonl")).unwrap();
+        let metrics: Vec<slt_experiments::train::EpochMetrics> =
+            slt_experiments::store::read_jsonl(&dir.join("metrics.jsonl")).unwrap();
         let last = metrics.last().unwrap().measurement.as_ref().expect("the last epoch is measured");
         assert_eq!(last.llc.len(), 2, "λ̂ at two SGLD step sizes");
         assert!(last.validated.is_some(), "the validated protocol at the last epoch of {}", dir.display());
         assert!(last.trace_h.is_finite());
         let online = matches!(r.config.optimizer, slt_experiments::config::OptimizerConfig::NgdOnline(_));
-        assert_eq!(metrics.iter().all(|m| m.conditioning.is_some()), online, "conditioning recorded for online NGD only");
+        assert_eq!(
+            metrics.iter().all(|m| m.conditioning.is_some()),
+            online,
+            "conditioning recorded for online NGD only"
+        );
     }
-    for fig in ["fig1-llc-vs-width-0", "fig2-over-epochs", "fig3-smoothing", "fig4-6-split", "fig7-overfit-over-epochs", "fig8-overfit-correlations", "hessian-spectra"] {
+    for fig in [
+        "fig1-llc-vs-width-0",
+        "fig2-over-epochs",
+        "fig3-smoothing",
+        "fig4-6-split",
+        "fig7-overfit-over-epochs",
+        "fig8-overfit-correlations",
+        "hessian-spectra",
+    ] {
         for ext in ["png", "svg"] {
             let f = results.path().join("figures").join(format!("{fig}.{ext}"));
             assert!(f.exists(), "{}", f.display());
@@ -148,7 +174,9 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
     }
     // A second call recomputes nothing: the weights files are untouched, the report is the same
     // (up to the line with this invocation's counts and time).
-    let stamp = |r: &slt_experiments::reproduce::PlannedRun| std::fs::metadata(r.dir(results.path()).join("weights.safetensors")).unwrap().modified().unwrap();
+    let stamp = |r: &slt_experiments::reproduce::PlannedRun| {
+        std::fs::metadata(r.dir(results.path()).join("weights.safetensors")).unwrap().modified().unwrap()
+    };
     let before: Vec<_> = runs.iter().map(stamp).collect();
     let again = write_report(&options);
     let after: Vec<_> = runs.iter().map(stamp).collect();

@@ -150,7 +150,12 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
     }
     let epoch = median(epoch_times);
     println!("backend {backend}, MLP 784-256-256-10, batch {m}, MNIST 60,000 samples, plain SGD");
-    println!("  epoch (data assembly included): {:.3} s  ({:.3} ms/step, {} steps)", epoch, 1e3 * epoch / steps as f64, steps);
+    println!(
+        "  epoch (data assembly included): {:.3} s  ({:.3} ms/step, {} steps)",
+        epoch,
+        1e3 * epoch / steps as f64,
+        steps
+    );
     println!("  step breakdown (one batch, ms): batch assembly {:.3}, forward+loss {:.3}, forward+backward {:.3}, full step {:.3}",
         1e3 * t_batch, 1e3 * t_fwd, 1e3 * t_fwd_bwd, 1e3 * t_step);
     println!("  matmul floor of a step (same products, no autodiff): {:.3} ms", 1e3 * t_gemm);
@@ -170,7 +175,11 @@ fn bench_ngd<B: AutodiffBackend>(
 ) -> anyhow::Result<()> {
     use slt_optimizers::{FisherKind, Ngd, NgdConfig};
     let spec: slt_models::ModelSpec = "mlp-2x256".parse()?;
-    println!("Natural gradient (MLP 784-256-256-10, batch {}), step time / SGD step time ({:.3} ms):", batch.inputs.dims()[0], 1e3 * t_step);
+    println!(
+        "Natural gradient (MLP 784-256-256-10, batch {}), step time / SGD step time ({:.3} ms):",
+        batch.inputs.dims()[0],
+        1e3 * t_step
+    );
     for fisher in [FisherKind::Sampled, FisherKind::Empirical] {
         let mut model = spec.init::<B>(0, device);
         let mut ngd = Ngd::<B>::new(NgdConfig { lr: 1e-6, fisher, ..NgdConfig::paper() })?;
@@ -198,7 +207,11 @@ fn bench_ngd<B: AutodiffBackend>(
             step();
         }
         let t = time_per_call(20, step);
-        println!("  online NGD (paper settings, estimates refreshed every 4 steps): {:.3} ms, ratio {:.2}", 1e3 * t, t / t_step);
+        println!(
+            "  online NGD (paper settings, estimates refreshed every 4 steps): {:.3} ms, ratio {:.2}",
+            1e3 * t,
+            t / t_step
+        );
     }
     {
         // K-FAC, sampled Fisher: timed after the warm-up steps (eigendecompositions at every
@@ -209,7 +222,8 @@ fn bench_ngd<B: AutodiffBackend>(
             let mut model = spec.init::<B>(0, device);
             let mut kfac = Kfac::<B>::new(KfacConfig { lr: 1e-6, inverse_period: period, ..KfacConfig::default() })?;
             let mut step = || {
-                let (next, stats) = kfac.step(model.clone(), batch.inputs.clone(), batch.one_hot.clone()).expect("finite");
+                let (next, stats) =
+                    kfac.step(model.clone(), batch.inputs.clone(), batch.one_hot.clone()).expect("finite");
                 assert!(stats.loss.is_finite());
                 model = next;
             };
@@ -217,7 +231,11 @@ fn bench_ngd<B: AutodiffBackend>(
                 step();
             }
             let t = time_per_call(if period == 1 { 2 } else { 20 }, step);
-            println!("  K-FAC, Sampled Fisher, inverses every {period} steps: {:.3} ms, ratio {:.2}", 1e3 * t, t / t_step);
+            println!(
+                "  K-FAC, Sampled Fisher, inverses every {period} steps: {:.3} ms, ratio {:.2}",
+                1e3 * t,
+                t / t_step
+            );
         }
     }
     Ok(())
@@ -229,7 +247,13 @@ fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Datas
     use slt_estimators::{InitLoss, SgldConfig};
     let model = "mlp-2x256".parse::<slt_models::ModelSpec>()?.init::<B>(0, device);
     let per_step = |mala: bool, chains: usize| -> anyhow::Result<f64> {
-        let config = SgldConfig { num_chains: chains, num_draws: 100, init_loss: InitLoss::FirstBatches(1), mala, ..Default::default() };
+        let config = SgldConfig {
+            num_chains: chains,
+            num_draws: 100,
+            init_loss: InitLoss::FirstBatches(1),
+            mala,
+            ..Default::default()
+        };
         let e = slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?;
         Ok(e.seconds / (100 * chains) as f64)
     };
@@ -239,12 +263,23 @@ fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Datas
     let config = SgldConfig::default(); // devinterp's defaults: no MALA diagnostic
     let full = median(
         (0..3)
-            .map(|_| Ok(slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?.seconds))
+            .map(|_| {
+                Ok(slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?.seconds)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?,
     );
     println!("SGLD (MLP 784-256-256-10, batch 128, one chain):");
-    println!("  SGLD step {:.3} ms without MALA, {:.3} ms with MALA; training step {:.3} ms", 1e3 * sgld, 1e3 * sgld_mala, 1e3 * t_step);
-    println!("  ratio SGLD step / training step: {:.2} (MALA diagnostic on: {:.2}); target <= 1.5", sgld / t_step, sgld_mala / t_step);
+    println!(
+        "  SGLD step {:.3} ms without MALA, {:.3} ms with MALA; training step {:.3} ms",
+        1e3 * sgld,
+        1e3 * sgld_mala,
+        1e3 * t_step
+    );
+    println!(
+        "  ratio SGLD step / training step: {:.2} (MALA diagnostic on: {:.2}); target <= 1.5",
+        sgld / t_step,
+        sgld_mala / t_step
+    );
     println!(
         "  LLC estimate, 4 chains x 200 draws, no MALA, init loss on all {} training examples: {:.2} s (target <= 3.5 s; devinterp 5.9-7.4 s on an idle machine)",
         train.len(),
@@ -257,4 +292,3 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let backend = crate::args::backend(args.backend)?;
     slt_experiments::with_backend!(backend, |B, device| bench::<B>(&device, &args, backend))
 }
-

@@ -66,20 +66,30 @@ fn trace_name(t: TraceArg) -> &'static str {
 type Inner<F> = burn_autodiff::Autodiff<F>;
 type Outer<F> = burn_autodiff::Autodiff<Inner<F>>;
 
-fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets::Dataset, device: &F::Device) -> anyhow::Result<serde_json::Value> {
-    anyhow::ensure!(args.batches * args.batch_size <= train.len(), "--batches × --batch-size exceeds the {} training examples", train.len());
-    let model: Classifier<Inner<F>> = slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.w.weights)?;
+fn run_on<F: Backend>(
+    args: &HessianArgs,
+    spec: ModelSpec,
+    train: &slt_datasets::Dataset,
+    device: &F::Device,
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        args.batches * args.batch_size <= train.len(),
+        "--batches × --batch-size exceeds the {} training examples",
+        train.len()
+    );
+    let model: Classifier<Inner<F>> =
+        slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.w.weights)?;
     let order = epoch_order(train.len(), args.w.seed, u64::MAX);
-    let batches: Vec<ClassificationBatch<Outer<F>>> = order
-        .chunks(args.batch_size)
-        .take(args.batches)
-        .map(|idx| train.batch::<Outer<F>>(idx, device))
-        .collect();
+    let batches: Vec<ClassificationBatch<Outer<F>>> =
+        order.chunks(args.batch_size).take(args.batches).map(|idx| train.batch::<Outer<F>>(idx, device)).collect();
     let eval = EvalSet::uniform(batches)?;
-    let loss = |m: &Classifier<Outer<F>>, b: &ClassificationBatch<Outer<F>>| slt_experiments::measure::classifier_loss(m, b);
+    let loss =
+        |m: &Classifier<Outer<F>>, b: &ClassificationBatch<Outer<F>>| slt_experiments::measure::classifier_loss(m, b);
     let hvp = ExactHvp::<Outer<F>, Classifier<Outer<F>>, _, _>::new(model, eval, loss)?;
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("{msg} {pos} Hessian-vector products {per_sec:>10}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {pos} Hessian-vector products {per_sec:>10}").expect("valid template"),
+    );
     let op = slt_hessian::operator::Observed::new(&hvp, |_| bar.inc(1));
     let d = op.dim();
     let grad = hvp.gradient()?;
@@ -92,9 +102,20 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
     let t = if args.trace == TraceArg::Hutchpp {
         trace::hutch_pp(&op, args.probes, args.w.seed)?
     } else {
-        trace::hutchinson(&op, &trace::HutchinsonOptions { max_probes: args.probes, seed: args.w.seed, ..Default::default() })?
+        trace::hutchinson(
+            &op,
+            &trace::HutchinsonOptions { max_probes: args.probes, seed: args.w.seed, ..Default::default() },
+        )?
     };
-    println!("Tr(H) = {:.4} ± {:.4} ({}, {} products; d = {d}, loss {:.5}, ‖g‖ {:.4})", t.trace, t.std_error, trace_name(args.trace), t.matvecs, out["loss"].as_f64().unwrap_or(f64::NAN), grad_norm);
+    println!(
+        "Tr(H) = {:.4} ± {:.4} ({}, {} products; d = {d}, loss {:.5}, ‖g‖ {:.4})",
+        t.trace,
+        t.std_error,
+        trace_name(args.trace),
+        t.matvecs,
+        out["loss"].as_f64().unwrap_or(f64::NAN),
+        grad_norm
+    );
     out["trace"] = json!({"method": trace_name(args.trace), "value": t.trace, "std_error": t.std_error, "matvecs": t.matvecs, "converged": t.converged});
     if args.top_k > 0 {
         bar.set_message("Lanczos");
@@ -103,8 +124,14 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
         // PyHessian's relative tolerance 1e-3 stops early when the top two eigenvalues are
         // close (measured: 7.12 instead of 7.62 on a trained MLP): use 1e-6.
         let p = eigen::power_iteration(&op, &PowerOptions { k: 1, seed: args.w.seed, tol: 1e-6, max_iter: 1000 })?;
-        println!("top eigenvalues (Lanczos, largest algebraic): {:?}", l.values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>());
-        println!("largest |λ| by power iteration: {:.5} (PyHessian's method, relative tolerance 1e-6, {} products)", p.values[0], p.matvecs);
+        println!(
+            "top eigenvalues (Lanczos, largest algebraic): {:?}",
+            l.values.iter().map(|v| format!("{v:.5}")).collect::<Vec<_>>()
+        );
+        println!(
+            "largest |λ| by power iteration: {:.5} (PyHessian's method, relative tolerance 1e-6, {} products)",
+            p.values[0], p.matvecs
+        );
         let top = l.values.iter().fold(0f64, |m, v| m.max(v.abs()));
         if (p.values[0].abs() - top).abs() > 0.01 * top {
             println!(
@@ -112,7 +139,8 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
                 p.values[0]
             );
         }
-        out["top_eigenvalues"] = json!({"lanczos": l.values, "lanczos_residuals": l.residuals, "power_iteration_top": p.values[0]});
+        out["top_eigenvalues"] =
+            json!({"lanczos": l.values, "lanczos_residuals": l.residuals, "power_iteration_top": p.values[0]});
     }
     if args.density || args.plot.is_some() {
         bar.set_message("SLQ density");
@@ -128,21 +156,26 @@ fn run_on<F: Backend>(args: &HessianArgs, spec: ModelSpec, train: &slt_datasets:
         if let Some(stem) = &args.plot {
             use slt_plot::{line_chart, Chart, DensityCurve};
             let curve = DensityCurve { label: "", grid: &s.grid, density: &s.density };
-            let chart = Chart::density(format!("Hessian spectral density: {spec} on {}", DatasetKind::from(args.w.dataset)), &[curve], true)
-                .annotation(format!(
-                    "SLQ: {} probes × {} Lanczos nodes, σ = {:.3e}; Tr(H) = {:.4} ± {:.4}; {} examples, seed {}",
-                    s.nodes.len(),
-                    s.nodes.first().map_or(0, Vec::len),
-                    s.sigma,
-                    t.trace,
-                    t.std_error,
-                    args.batches * args.batch_size,
-                    args.w.seed
-                ));
+            let chart = Chart::density(
+                format!("Hessian spectral density: {spec} on {}", DatasetKind::from(args.w.dataset)),
+                &[curve],
+                true,
+            )
+            .annotation(format!(
+                "SLQ: {} probes × {} Lanczos nodes, σ = {:.3e}; Tr(H) = {:.4} ± {:.4}; {} examples, seed {}",
+                s.nodes.len(),
+                s.nodes.first().map_or(0, Vec::len),
+                s.sigma,
+                t.trace,
+                t.std_error,
+                args.batches * args.batch_size,
+                args.w.seed
+            ));
             let files = line_chart(stem, &chart)?;
             eprintln!("density plot written to {} and {}", files.png.display(), files.svg.display());
         }
-        out["density"] = json!({"nodes": s.nodes, "weights": s.weights, "sigma": s.sigma, "grid": s.grid, "density": s.density});
+        out["density"] =
+            json!({"nodes": s.nodes, "weights": s.weights, "sigma": s.sigma, "grid": s.grid, "density": s.density});
     }
     bar.finish_and_clear();
     Ok(out)

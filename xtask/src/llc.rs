@@ -51,7 +51,8 @@ fn temperature(arg: &str) -> Result<Temperature, String> {
         "batch" => Temperature::BatchDefault,
         "watanabe" => Temperature::Watanabe,
         other => Temperature::Fixed(
-            crate::args::positive_real(other).map_err(|e| format!("expected batch, watanabe or a positive number ({e})"))?,
+            crate::args::positive_real(other)
+                .map_err(|e| format!("expected batch, watanabe or a positive number ({e})"))?,
         ),
     })
 }
@@ -86,7 +87,11 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
     config.validate(splits.train.len()).context("invalid SGLD options")?;
     if let Some(k) = args.init_batches {
         let available = splits.train.len().div_ceil(args.batch_size);
-        anyhow::ensure!(k <= available, "--init-batches {k}: the training set has only {available} batches of --batch-size {}", args.batch_size);
+        anyhow::ensure!(
+            k <= available,
+            "--init-batches {k}: the training set has only {available} batches of --batch-size {}",
+            args.batch_size
+        );
     }
 
     let estimate = slt_experiments::with_backend!(backend, |B, device| {
@@ -105,7 +110,10 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
     );
     match (estimate.wbic, estimate.n_expected_loss) {
         (Some(w), _) => println!("WBIC = {w:.2}"),
-        (None, Some(v)) => println!("n·E_β[L] = {v:.2} at β = {:.3e} (WBIC only at nβ = n/ln n: pass --n-beta watanabe)", estimate.beta),
+        (None, Some(v)) => println!(
+            "n·E_β[L] = {v:.2} at β = {:.3e} (WBIC only at nβ = n/ln n: pass --n-beta watanabe)",
+            estimate.beta
+        ),
         _ => {}
     }
     println!(

@@ -16,7 +16,10 @@ mod llc;
 mod train_cmd;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Reproduce 'NGD converges to less degenerate solutions than SGD' and measure degeneracy with the slt crates")]
+#[command(
+    name = "cargo xtask",
+    about = "Reproduce 'NGD converges to less degenerate solutions than SGD' and measure degeneracy with the slt crates"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

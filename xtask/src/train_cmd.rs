@@ -141,16 +141,24 @@ impl TrainArgs {
         let applies: &[&str] = match self.optimizer {
             OptimizerArg::Sgd => &[],
             OptimizerArg::Ngd => &["--alpha", "--eps", "--normalize", "--fisher"],
-            OptimizerArg::NgdOnline => &["--alpha", "--eps", "--eta", "--delta", "--update-period", "--eigen-precision"],
+            OptimizerArg::NgdOnline => {
+                &["--alpha", "--eps", "--eta", "--delta", "--update-period", "--eigen-precision"]
+            }
             OptimizerArg::Kfac => &["--alpha", "--eps", "--fisher"],
         };
-        let name = clap::ValueEnum::to_possible_value(&self.optimizer).map(|v| v.get_name().to_string()).unwrap_or_default();
-        let stray: Vec<&str> = self.given().into_iter().filter(|(f, on)| *on && !applies.contains(f)).map(|(f, _)| f).collect();
+        let name =
+            clap::ValueEnum::to_possible_value(&self.optimizer).map(|v| v.get_name().to_string()).unwrap_or_default();
+        let stray: Vec<&str> =
+            self.given().into_iter().filter(|(f, on)| *on && !applies.contains(f)).map(|(f, _)| f).collect();
         anyhow::ensure!(
             stray.is_empty(),
             "{} do(es) not apply to --optimizer {name} (it takes: {})",
             stray.join(", "),
-            if applies.is_empty() { "--lr, --momentum, --nesterov, --weight-decay".to_string() } else { applies.join(", ") }
+            if applies.is_empty() {
+                "--lr, --momentum, --nesterov, --weight-decay".to_string()
+            } else {
+                applies.join(", ")
+            }
         );
         let fisher = self.fisher.map(|f| match f {
             FisherArg::Sampled => FisherKind::Sampled,
@@ -252,7 +260,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             eprintln!("{}: this run already finished (use --force to retrain)", out.display());
             return Ok(());
         }
-        anyhow::bail!("{} holds a finished run of another configuration; choose another --out or pass --force", out.display());
+        anyhow::bail!(
+            "{} holds a finished run of another configuration; choose another --out or pass --force",
+            out.display()
+        );
     }
     let data_dir = slt_datasets::resolve_data_dir(args.data.data_dir.as_deref());
     if args.data.data_dir.is_none() {
@@ -260,9 +271,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         // missing or corrupt file there is an error naming it rather than a silent replacement.
         crate::fetch(&[config.dataset], &data_dir, None)?;
     }
-    let splits = slt_datasets::RawSplits::load(config.dataset, &data_dir).context("loading the data")?.split(&config.split)?;
+    let splits =
+        slt_datasets::RawSplits::load(config.dataset, &data_dir).context("loading the data")?.split(&config.split)?;
     let summary = slt_experiments::with_backend!(backend, |B, device| {
-        let options = TrainOptions { out: Some(&out), show_progress: true, ..TrainOptions::<B>::new(&device, backend.name()) };
+        let options =
+            TrainOptions { out: Some(&out), show_progress: true, ..TrainOptions::<B>::new(&device, backend.name()) };
         slt_experiments::train::train::<B>(&config, &splits, options).map(|o| o.summary).map_err(anyhow::Error::from)
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -303,7 +316,8 @@ mod tests {
 
     #[test]
     fn flags_that_do_not_apply_are_errors() {
-        for flags in [&["--alpha", "0.1"][..], &["--eta", "0.5"], &["--fisher", "empirical"], &["--normalize", "false"]] {
+        for flags in [&["--alpha", "0.1"][..], &["--eta", "0.5"], &["--fisher", "empirical"], &["--normalize", "false"]]
+        {
             let args = parse(&[&["--optimizer", "sgd"][..], flags].concat()).unwrap();
             let err = args.optimizer().unwrap_err().to_string();
             assert!(err.contains(flags[0]) && err.contains("not apply"), "{err}");

@@ -23,8 +23,19 @@ fn corrupted(file: &str, bytes: Option<Vec<u8>>) -> tempfile::TempDir {
 
 fn train_on(dir: &Path, out: &Path) -> (bool, String) {
     xtask(&[
-        "train", "--dataset", "mnist", "--model", "mlp-1x8", "--epochs", "1", "--train-subset", "256",
-        "--data-dir", dir.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "train",
+        "--dataset",
+        "mnist",
+        "--model",
+        "mlp-1x8",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "256",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ])
 }
 
@@ -85,9 +96,23 @@ fn llc_of_trained_weights_writes_json() {
     assert!(ok, "{text}");
     let json = out.path().join("llc.json");
     let (ok, text) = xtask(&[
-        "llc", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-1x8",
-        "--train-subset", "256", "--chains", "2", "--draws", "20", "--batch-size", "64",
-        "--data-dir", data_dir().to_str().unwrap(), "--json", json.to_str().unwrap(),
+        "llc",
+        "--weights",
+        out.path().join("weights.safetensors").to_str().unwrap(),
+        "--model",
+        "mlp-1x8",
+        "--train-subset",
+        "256",
+        "--chains",
+        "2",
+        "--draws",
+        "20",
+        "--batch-size",
+        "64",
+        "--data-dir",
+        data_dir().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
     assert!(text.contains("λ̂ = "), "{text}");
@@ -97,10 +122,26 @@ fn llc_of_trained_weights_writes_json() {
     // The Hessian of the same weights: trace, top eigenvalues, density.
     let hjson = out.path().join("hessian.json");
     let (ok, text) = xtask(&[
-        "hessian", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-1x8",
-        "--batches", "2", "--batch-size", "32", "--probes", "10", "--top-k", "2", "--density",
-        "--data-dir", data_dir().to_str().unwrap(), "--json", hjson.to_str().unwrap(),
-        "--plot", out.path().join("density").to_str().unwrap(),
+        "hessian",
+        "--weights",
+        out.path().join("weights.safetensors").to_str().unwrap(),
+        "--model",
+        "mlp-1x8",
+        "--batches",
+        "2",
+        "--batch-size",
+        "32",
+        "--probes",
+        "10",
+        "--top-k",
+        "2",
+        "--density",
+        "--data-dir",
+        data_dir().to_str().unwrap(),
+        "--json",
+        hjson.to_str().unwrap(),
+        "--plot",
+        out.path().join("density").to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
     let png = std::fs::read(out.path().join("density.png")).unwrap();
@@ -113,8 +154,13 @@ fn llc_of_trained_weights_writes_json() {
     assert!(!h["density"]["density"].as_array().unwrap().is_empty());
     // The wrong model for the weights is a clear error naming the file.
     let (ok, text) = xtask(&[
-        "llc", "--weights", out.path().join("weights.safetensors").to_str().unwrap(), "--model", "mlp-2x8",
-        "--data-dir", data_dir().to_str().unwrap(),
+        "llc",
+        "--weights",
+        out.path().join("weights.safetensors").to_str().unwrap(),
+        "--model",
+        "mlp-2x8",
+        "--data-dir",
+        data_dir().to_str().unwrap(),
     ]);
     assert!(!ok && text.contains("weights.safetensors"), "{text}");
 }

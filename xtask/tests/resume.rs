@@ -10,9 +10,26 @@ use slt_datasets::testing::real_data_dir as data_dir;
 fn train_command(out: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.args([
-        "train", "--dataset", "mnist", "--model", "mlp-1x64", "--epochs", "3", "--train-subset", "20000",
-        "--momentum", "0.9", "--nesterov", "--lr", "0.02", "--seed", "5",
-        "--data-dir", data_dir().to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "train",
+        "--dataset",
+        "mnist",
+        "--model",
+        "mlp-1x64",
+        "--epochs",
+        "3",
+        "--train-subset",
+        "20000",
+        "--momentum",
+        "0.9",
+        "--nesterov",
+        "--lr",
+        "0.02",
+        "--seed",
+        "5",
+        "--data-dir",
+        data_dir().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     c
@@ -64,8 +81,15 @@ fn killed_run_resumes_to_the_same_result() {
 fn reproduce_command(results: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.args([
-        "reproduce-all", "--profile", "smoke", "--jobs", "1",
-        "--data-dir", data_dir().to_str().unwrap(), "--results-dir", results.to_str().unwrap(),
+        "reproduce-all",
+        "--profile",
+        "smoke",
+        "--jobs",
+        "1",
+        "--data-dir",
+        data_dir().to_str().unwrap(),
+        "--results-dir",
+        results.to_str().unwrap(),
     ]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
     c

@@ -64,20 +64,11 @@ impl ParamLayout {
                 } else {
                     self.path.join(".")
                 };
-                self.layout.entries.push(ParamEntry {
-                    name,
-                    id: param.id,
-                    shape,
-                    offset: self.layout.len,
-                    len,
-                });
+                self.layout.entries.push(ParamEntry { name, id: param.id, shape, offset: self.layout.len, len });
                 self.layout.len += len;
             }
         }
-        let mut visitor = Collect {
-            path: Vec::new(),
-            layout: ParamLayout::default(),
-        };
+        let mut visitor = Collect { path: Vec::new(), layout: ParamLayout::default() };
         module.visit(&mut visitor);
         visitor.layout
     }
@@ -110,8 +101,7 @@ pub fn flatten_to_vec<B: Backend, M: Module<B>>(module: &M) -> Vec<f64> {
     }
     impl<B: Backend> ModuleVisitor<B> for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.values
-                .extend(param.val().into_data().iter::<f64>());
+            self.values.extend(param.val().into_data().iter::<f64>());
         }
     }
     let mut visitor = Collect { values: Vec::new() };
@@ -122,10 +112,7 @@ pub fn flatten_to_vec<B: Backend, M: Module<B>>(module: &M) -> Vec<f64> {
 /// Writes the flat vector `flat` (layout of [`ParamLayout::of`]) back into `module`.
 ///
 /// Each parameter keeps its id and its `require_grad` flag; the new values are leaves.
-pub fn write_back<B: Backend, M: Module<B>>(
-    module: M,
-    flat: Tensor<B, 1>,
-) -> Result<M, ParamVectorError> {
+pub fn write_back<B: Backend, M: Module<B>>(module: M, flat: Tensor<B, 1>) -> Result<M, ParamVectorError> {
     let expected = num_params(&module);
     let got = flat.dims()[0];
     if expected != got {
@@ -141,12 +128,7 @@ pub fn write_back<B: Backend, M: Module<B>>(
             let shape = tensor.shape();
             let len = shape.num_elements();
             let require_grad = tensor.is_require_grad();
-            let mut value = self
-                .flat
-                .clone()
-                .slice(self.offset..self.offset + len)
-                .reshape(shape)
-                .detach();
+            let mut value = self.flat.clone().slice(self.offset..self.offset + len).reshape(shape).detach();
             if require_grad {
                 value = value.require_grad();
             }
@@ -158,15 +140,8 @@ pub fn write_back<B: Backend, M: Module<B>>(
 }
 
 /// Writes host values back into `module` (see [`write_back`]).
-pub fn write_back_vec<B: Backend, M: Module<B>>(
-    module: M,
-    flat: &[f64],
-) -> Result<M, ParamVectorError> {
-    let device = module
-        .devices()
-        .into_iter()
-        .next()
-        .unwrap_or_default();
+pub fn write_back_vec<B: Backend, M: Module<B>>(module: M, flat: &[f64]) -> Result<M, ParamVectorError> {
+    let device = module.devices().into_iter().next().unwrap_or_default();
     let tensor = Tensor::<B, 1>::from_data(TensorData::new(flat.to_vec(), [flat.len()]), &device);
     write_back(module, tensor)
 }
@@ -184,16 +159,11 @@ pub fn flatten_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
     impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_, B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let value = param.val();
-            let grad = value
-                .grad(self.grads)
-                .unwrap_or_else(|| value.clone().inner().zeros_like());
+            let grad = value.grad(self.grads).unwrap_or_else(|| value.clone().inner().zeros_like());
             self.parts.push(grad.flatten(0, D - 1));
         }
     }
-    let mut visitor = Collect::<B> {
-        grads,
-        parts: Vec::new(),
-    };
+    let mut visitor = Collect::<B> { grads, parts: Vec::new() };
     module.visit(&mut visitor);
     concat_or_empty(visitor.parts)
 }

@@ -20,8 +20,7 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// The child seed of `master` along `path` (e.g. `[stream::SHUFFLE, epoch]`).
 pub fn derive_seed(master: u64, path: &[u64]) -> u64 {
-    path.iter()
-        .fold(splitmix64(master), |acc, &p| splitmix64(acc ^ splitmix64(p)))
+    path.iter().fold(splitmix64(master), |acc, &p| splitmix64(acc ^ splitmix64(p)))
 }
 
 /// A host random-number generator for the child stream `path` of `master`.

@@ -59,7 +59,8 @@ fn flatten_is_row_major_in_visiting_order_and_round_trips_exactly() {
     assert_eq!(flatten(&model).into_data().to_vec::<f64>().unwrap(), flat);
 
     // Awkward values survive exactly.
-    let values: Vec<f64> = (0..flat.len()).map(|i| (i as f64 + 0.1).powf(1.7) * if i % 2 == 0 { -1.0 } else { 1.0 } * 1e-3).collect();
+    let values: Vec<f64> =
+        (0..flat.len()).map(|i| (i as f64 + 0.1).powf(1.7) * if i % 2 == 0 { -1.0 } else { 1.0 } * 1e-3).collect();
     let ids: Vec<_> = ParamLayout::of(&model).entries.iter().map(|e| e.id).collect();
     let model = write_back_vec(model, &values).unwrap();
     assert_eq!(flatten_to_vec(&model), values);

@@ -75,11 +75,7 @@ impl Dataset {
     /// Consecutive batches in index order (for evaluation).
     pub fn sequential_batches(&self, batch_size: usize) -> Vec<Vec<usize>> {
         assert!(batch_size > 0, "batch size must be positive");
-        (0..self.len())
-            .collect::<Vec<_>>()
-            .chunks(batch_size)
-            .map(|c| c.to_vec())
-            .collect()
+        (0..self.len()).collect::<Vec<_>>().chunks(batch_size).map(|c| c.to_vec()).collect()
     }
 }
 

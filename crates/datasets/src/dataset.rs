@@ -92,11 +92,7 @@ impl Dataset {
         for &i in indices {
             images.extend_from_slice(&self.images[i * self.dim..(i + 1) * self.dim]);
         }
-        Dataset {
-            images,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
-            dim: self.dim,
-        }
+        Dataset { images, labels: indices.iter().map(|&i| self.labels[i]).collect(), dim: self.dim }
     }
 }
 
@@ -139,10 +135,8 @@ fn load_split(
     let images_path = dir.join(images_file);
     let labels_path = dir.join(labels_file);
     for (path, file) in [(&images_path, images_file), (&labels_path, labels_file)] {
-        let expected = manifest
-            .files
-            .get(file)
-            .ok_or_else(|| DataError::Manifest(format!("no checksum for {file}")))?;
+        let expected =
+            manifest.files.get(file).ok_or_else(|| DataError::Manifest(format!("no checksum for {file}")))?;
         verify_file(path, expected)?;
     }
     let images = parse_images(&read_maybe_gzip(&images_path)?, &images_path)?;
@@ -204,27 +198,16 @@ impl RawSplits {
         };
         let train = subset(train, options.train_subset, &mut rng, "train_subset")?;
         let val = subset(val, options.val_subset, &mut rng, "val_subset")?;
-        Ok(Splits {
-            kind: self.kind,
-            train,
-            val,
-        })
+        Ok(Splits { kind: self.kind, train, val })
     }
 }
 
-
-fn subset(
-    data: Dataset,
-    keep: Option<usize>,
-    rng: &mut rand_chacha::ChaCha8Rng,
-    what: &str,
-) -> Result<Dataset> {
+fn subset(data: Dataset, keep: Option<usize>, rng: &mut rand_chacha::ChaCha8Rng, what: &str) -> Result<Dataset> {
     match keep {
         None => Ok(data),
-        Some(k) if k == 0 || k > data.len() => Err(DataError::InvalidSplit(format!(
-            "{what} = {k} must be in 1..={}",
-            data.len()
-        ))),
+        Some(k) if k == 0 || k > data.len() => {
+            Err(DataError::InvalidSplit(format!("{what} = {k} must be in 1..={}", data.len())))
+        }
         Some(k) if k == data.len() => Ok(data),
         Some(k) => {
             let mut order: Vec<usize> = (0..data.len()).collect();

@@ -55,11 +55,7 @@ fn http_get(url: &str) -> std::result::Result<Vec<u8>, String> {
         other => format!("{url}: {other}"),
     })?;
     let mut bytes = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_DOWNLOAD)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{url}: {e}"))?;
+    response.into_reader().take(MAX_DOWNLOAD).read_to_end(&mut bytes).map_err(|e| format!("{url}: {e}"))?;
     Ok(bytes)
 }
 
@@ -75,11 +71,8 @@ fn join_url(base: &str, tail: &str) -> String {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp =
+        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -92,11 +85,7 @@ pub fn verify_file(path: &Path, expected: &str) -> Result<()> {
     let bytes = read_data_file(path)?;
     let actual = sha256_hex(&bytes);
     if actual != expected {
-        return Err(DataError::Checksum {
-            path: path.to_path_buf(),
-            expected: expected.to_string(),
-            actual,
-        });
+        return Err(DataError::Checksum { path: path.to_path_buf(), expected: expected.to_string(), actual });
     }
     Ok(())
 }
@@ -159,9 +148,7 @@ pub fn fetch_dataset(
                         fetched = Some(candidate);
                         break;
                     }
-                    attempts.push(format!(
-                        "{candidate}: SHA-256 mismatch (expected {expected}, got {actual})"
-                    ));
+                    attempts.push(format!("{candidate}: SHA-256 mismatch (expected {expected}, got {actual})"));
                 }
             }
         }
@@ -171,12 +158,7 @@ pub fn fetch_dataset(
                 on_file(file, &status);
                 report.push((file.clone(), status));
             }
-            None => {
-                return Err(DataError::Download {
-                    file: target.display().to_string(),
-                    attempts,
-                })
-            }
+            None => return Err(DataError::Download { file: target.display().to_string(), attempts }),
         }
     }
     Ok(report)

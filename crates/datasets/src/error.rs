@@ -27,49 +27,24 @@ pub enum DataError {
     TruncatedHeader { path: PathBuf, len: usize, header: usize },
     /// The magic number is not the expected one.
     #[error("{path}: wrong IDX magic number {found} (0x{found:08x}); expected {expected} ({what})")]
-    BadMagic {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-        what: &'static str,
-    },
+    BadMagic { path: PathBuf, found: u32, expected: u32, what: &'static str },
     /// Header dimensions are not the expected ones.
     #[error("{path}: unexpected IDX dimensions {found:?}; expected {expected}")]
-    BadDimensions {
-        path: PathBuf,
-        found: Vec<u32>,
-        expected: String,
-    },
+    BadDimensions { path: PathBuf, found: Vec<u32>, expected: String },
     /// The payload length does not match the counts in the header.
-    #[error("{path}: IDX header promises {expected} payload bytes but the file holds {actual} (truncated or padded file)")]
-    LengthMismatch {
-        path: PathBuf,
-        expected: usize,
-        actual: usize,
-    },
+    #[error(
+        "{path}: IDX header promises {expected} payload bytes but the file holds {actual} (truncated or padded file)"
+    )]
+    LengthMismatch { path: PathBuf, expected: usize, actual: usize },
     /// A label is outside 0..classes.
     #[error("{path}: label {value} at index {index} is outside 0..{classes}")]
-    LabelOutOfRange {
-        path: PathBuf,
-        index: usize,
-        value: u8,
-        classes: u8,
-    },
+    LabelOutOfRange { path: PathBuf, index: usize, value: u8, classes: u8 },
     /// Image and label files disagree on the number of examples.
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
-    CountMismatch {
-        images: PathBuf,
-        n_images: usize,
-        labels: PathBuf,
-        n_labels: usize,
-    },
+    CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
     /// The file's SHA-256 is not the manifest's.
     #[error("{path}: SHA-256 mismatch: expected {expected}, got {actual} (corrupt or wrong file; delete it and run `cargo xtask fetch-data`)")]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    Checksum { path: PathBuf, expected: String, actual: String },
     /// Every source failed for a file.
     #[error("could not fetch {file}: every source failed:\n  {}", attempts.join("\n  "))]
     Download { file: String, attempts: Vec<String> },
@@ -87,10 +62,7 @@ pub enum DataError {
 pub type Result<T> = std::result::Result<T, DataError>;
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
-    move |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| DataError::Io { path: path.to_path_buf(), source }
 }
 
 /// Reads a data file; a missing file is [`DataError::Missing`] with the hint to fetch the data.

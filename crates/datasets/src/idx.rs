@@ -29,10 +29,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| DataError::Gzip { path: path.to_path_buf(), source })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -45,45 +42,25 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
 
 fn header(bytes: &[u8], path: &Path, magic: u32, what: &'static str) -> Result<Vec<u32>> {
     if bytes.len() < 4 {
-        return Err(DataError::TruncatedHeader {
-            path: path.to_path_buf(),
-            len: bytes.len(),
-            header: 4,
-        });
+        return Err(DataError::TruncatedHeader { path: path.to_path_buf(), len: bytes.len(), header: 4 });
     }
     let found = be_u32(bytes, 0);
     if found != magic {
-        return Err(DataError::BadMagic {
-            path: path.to_path_buf(),
-            found,
-            expected: magic,
-            what,
-        });
+        return Err(DataError::BadMagic { path: path.to_path_buf(), found, expected: magic, what });
     }
     let ndim = (magic & 0xff) as usize;
     let header_len = 4 + 4 * ndim;
     if bytes.len() < header_len {
-        return Err(DataError::TruncatedHeader {
-            path: path.to_path_buf(),
-            len: bytes.len(),
-            header: header_len,
-        });
+        return Err(DataError::TruncatedHeader { path: path.to_path_buf(), len: bytes.len(), header: header_len });
     }
     Ok((0..ndim).map(|i| be_u32(bytes, 4 + 4 * i)).collect())
 }
 
 fn check_payload(path: &Path, dims: &[u32], header_len: usize, actual: usize) -> Result<()> {
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
-        .unwrap_or(usize::MAX);
+    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d as usize)).unwrap_or(usize::MAX);
     let payload = actual - header_len;
     if payload != expected {
-        return Err(DataError::LengthMismatch {
-            path: path.to_path_buf(),
-            expected,
-            actual: payload,
-        });
+        return Err(DataError::LengthMismatch { path: path.to_path_buf(), expected, actual: payload });
     }
     Ok(())
 }
@@ -113,12 +90,7 @@ pub fn parse_labels(bytes: &[u8], path: &Path, classes: u8) -> Result<Vec<u8>> {
     check_payload(path, &dims, 8, bytes.len())?;
     let labels = bytes[8..].to_vec();
     if let Some((index, &value)) = labels.iter().enumerate().find(|(_, &v)| v >= classes) {
-        return Err(DataError::LabelOutOfRange {
-            path: path.to_path_buf(),
-            index,
-            value,
-            classes,
-        });
+        return Err(DataError::LabelOutOfRange { path: path.to_path_buf(), index, value, classes });
     }
     Ok(labels)
 }
@@ -148,12 +120,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let images = IdxImages {
-            count: 2,
-            rows: 2,
-            cols: 3,
-            pixels: (0..12).collect(),
-        };
+        let images = IdxImages { count: 2, rows: 2, cols: 3, pixels: (0..12).collect() };
         let p = Path::new("x");
         assert_eq!(parse_images(&encode_images(&images), p).unwrap(), images);
         assert_eq!(parse_labels(&encode_labels(&[1, 9, 0]), p, 10).unwrap(), vec![1, 9, 0]);
@@ -180,9 +147,6 @@ mod tests {
         for v in [IMAGES_MAGIC, u32::MAX, u32::MAX, u32::MAX] {
             bytes.extend_from_slice(&v.to_be_bytes());
         }
-        assert!(matches!(
-            parse_images(&bytes, Path::new("i")).unwrap_err(),
-            DataError::LengthMismatch { .. }
-        ));
+        assert!(matches!(parse_images(&bytes, Path::new("i")).unwrap_err(), DataError::LengthMismatch { .. }));
     }
 }

@@ -42,9 +42,7 @@ impl Manifest {
 
     /// The entry of dataset `name`.
     pub fn dataset(&self, name: &str) -> Result<&DatasetEntry> {
-        self.datasets
-            .get(name)
-            .ok_or_else(|| DataError::UnknownDataset(name.to_string()))
+        self.datasets.get(name).ok_or_else(|| DataError::UnknownDataset(name.to_string()))
     }
 }
 

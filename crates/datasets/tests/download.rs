@@ -125,7 +125,8 @@ fn corrupt_local_file_is_replaced_from_a_directory_source() {
     let data = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(data.path().join("tiny")).unwrap();
     std::fs::write(data.path().join("tiny/a-labels.gz"), b"garbage").unwrap();
-    let report = fetch_dataset(&manifest, "tiny", data.path(), &[Source::Dir(src.path().to_path_buf())], |_, _| {}).unwrap();
+    let report =
+        fetch_dataset(&manifest, "tiny", data.path(), &[Source::Dir(src.path().to_path_buf())], |_, _| {}).unwrap();
     assert!(report.iter().all(|(_, s)| matches!(s, FileStatus::Fetched(_))));
     assert_eq!(std::fs::read(data.path().join("tiny/a-labels.gz")).unwrap(), files["a-labels.gz"]);
 }
@@ -137,8 +138,9 @@ fn url_base_source() {
     let manifest = manifest(vec![], &files);
     let data = tempfile::tempdir().unwrap();
     // A URL base is laid out as <base>/<dataset>/<file>.
-    let err = fetch_dataset(&manifest, "tiny", data.path(), &[Source::parse(&format!("{}/bad404", server.base))], |_, _| {})
-        .unwrap_err();
+    let err =
+        fetch_dataset(&manifest, "tiny", data.path(), &[Source::parse(&format!("{}/bad404", server.base))], |_, _| {})
+            .unwrap_err();
     assert!(err.to_string().contains("/bad404/tiny/a-labels.gz: HTTP 404"), "{err}");
     let good = format!("{}/good", server.base);
     let report = fetch_dataset(&manifest, "tiny", data.path(), &[Source::parse(&good)], |_, _| {}).unwrap();

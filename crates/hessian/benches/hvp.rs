@@ -34,15 +34,11 @@ fn loss<B: Backend>(m: &Classifier<B>, b: &Batch<B>) -> Tensor<B, 1> {
 }
 
 fn main() {
-    let reps: usize = std::env::var("HVP_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let reps: usize = std::env::var("HVP_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
     let device = Default::default();
     let spec: ModelSpec = "mlp-2x256".parse().unwrap();
     F::seed(&device, 0);
-    let x = Tensor::<F, 2>::random([EXAMPLES, 784], Distribution::Normal(0.0, 1.0), &device)
-        .into_data();
+    let x = Tensor::<F, 2>::random([EXAMPLES, 784], Distribution::Normal(0.0, 1.0), &device).into_data();
     let mut y = vec![0.0f32; EXAMPLES * 10];
     for i in 0..EXAMPLES {
         y[i * 10 + (i * 7) % 10] = 1.0;
@@ -51,16 +47,10 @@ fn main() {
 
     // Gradient: the plain training gradient on Autodiff<Flex>, flattened and copied to the host.
     let model = spec.init::<Ad>(0, &device);
-    let batch: Batch<Ad> = (
-        Tensor::from_data(x.clone(), &device),
-        Tensor::from_data(y.clone(), &device),
-    );
+    let batch: Batch<Ad> = (Tensor::from_data(x.clone(), &device), Tensor::from_data(y.clone(), &device));
     let gradient = || {
         let grads = loss(&model, &batch).backward();
-        flatten_grads(&model, &grads)
-            .into_data()
-            .iter::<f64>()
-            .collect::<Vec<_>>()
+        flatten_grads(&model, &grads).into_data().iter::<f64>().collect::<Vec<_>>()
     };
 
     // Exact HVP on Autodiff<Autodiff<Flex>>.
@@ -72,9 +62,7 @@ fn main() {
     )
     .unwrap();
     let d = op.dim();
-    let v: Vec<f64> = (0..d)
-        .map(|i| if i % 3 == 0 { 1.0 } else { -1.0 })
-        .collect();
+    let v: Vec<f64> = (0..d).map(|i| if i % 3 == 0 { 1.0 } else { -1.0 }).collect();
 
     // Warm-up.
     let g0 = gradient();
@@ -94,36 +82,18 @@ fn main() {
         tog.push(t.elapsed().as_secs_f64());
     }
     let (g, h, og) = (median(tg), median(th), median(tog));
-    println!("hvp bench: MLP 784-256-256-10 (d = {d}), {EXAMPLES} examples in one batch, f32, burn-flex, medians of {reps}");
     println!(
-        "  gradient (Autodiff<Flex>, to host):          {:8.2} ms",
-        1e3 * g
+        "hvp bench: MLP 784-256-256-10 (d = {d}), {EXAMPLES} examples in one batch, f32, burn-flex, medians of {reps}"
     );
-    println!(
-        "  gradient via ExactHvp::gradient:            {:8.2} ms",
-        1e3 * og
-    );
-    println!(
-        "  exact HVP (Autodiff<Autodiff<Flex>>, host):  {:8.2} ms",
-        1e3 * h
-    );
-    println!(
-        "  ratio HVP / gradient:                       {:8.2}   (target ≤ 3)",
-        h / g
-    );
+    println!("  gradient (Autodiff<Flex>, to host):          {:8.2} ms", 1e3 * g);
+    println!("  gradient via ExactHvp::gradient:            {:8.2} ms", 1e3 * og);
+    println!("  exact HVP (Autodiff<Autodiff<Flex>>, host):  {:8.2} ms", 1e3 * h);
+    println!("  ratio HVP / gradient:                       {:8.2}   (target ≤ 3)", h / g);
 
     let probes = 100;
     let t = Instant::now();
-    let est = hutchinson(
-        &op,
-        &HutchinsonOptions {
-            max_probes: probes,
-            min_probes: probes,
-            rel_tol: None,
-            seed: 0,
-        },
-    )
-    .unwrap();
+    let est =
+        hutchinson(&op, &HutchinsonOptions { max_probes: probes, min_probes: probes, rel_tol: None, seed: 0 }).unwrap();
     let tt = t.elapsed().as_secs_f64();
     println!("  Hutchinson trace, {probes} probes:               {:8.2} s    (tr(H) = {:.4} ± {:.4}; {:.1} ms per probe; PyHessian 1.75 s)",
         tt, est.trace, est.std_error, 1e3 * tt / probes as f64);

@@ -58,22 +58,13 @@ fn dot_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
             }
         }
     }
-    let mut dot = Dot::<B> {
-        grads,
-        v: v.iter(),
-        acc: None,
-    };
+    let mut dot = Dot::<B> { grads, v: v.iter(), acc: None };
     module.visit(&mut dot);
     dot.acc
 }
 
 /// out ← out + w·∇_w (parameter gradients of `module` read from `grads`, flat layout).
-fn add_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
-    module: &M,
-    grads: &B::Gradients,
-    w: f64,
-    out: &mut [f64],
-) {
+fn add_grads<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &B::Gradients, w: f64, out: &mut [f64]) {
     struct Read<'a, B: AutodiffBackend> {
         grads: &'a B::Gradients,
         out: &'a mut [f64],
@@ -93,12 +84,7 @@ fn add_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
             self.offset += n;
         }
     }
-    module.visit(&mut Read::<B> {
-        grads,
-        out,
-        offset: 0,
-        w,
-    });
+    module.visit(&mut Read::<B> { grads, out, offset: 0, w });
 }
 
 /// acc ← acc + w·t, in f64 on the host.
@@ -168,22 +154,10 @@ where
         if dim == 0 {
             return Err(HessianError::NoParameters);
         }
-        let layout = slt_core::ParamLayout::of(&model)
-            .entries
-            .iter()
-            .map(|e| (e.offset, e.len))
-            .collect();
+        let layout = slt_core::ParamLayout::of(&model).entries.iter().map(|e| (e.offset, e.len)).collect();
         let tracked = with_require_grad(model, true);
         let frozen = with_require_grad(tracked.clone(), false);
-        Ok(Self {
-            tracked,
-            frozen,
-            eval,
-            loss,
-            dim,
-            layout,
-            _backend: PhantomData,
-        })
+        Ok(Self { tracked, frozen, eval, loss, dim, layout, _backend: PhantomData })
     }
 
     /// Same as [`new`](Self::new), from the model on the outer backend.
@@ -273,23 +247,13 @@ where
 
     fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
         check_len(self.dim, v)?;
-        let device = self
-            .tracked
-            .devices()
-            .into_iter()
-            .next()
-            .unwrap_or_default();
+        let device = self.tracked.devices().into_iter().next().unwrap_or_default();
         // v split per parameter tensor, so that neither g·v nor the result needs a
         // concatenation in the graph.
         let pieces: Vec<Tensor<B::InnerBackend, 1>> = self
             .layout
             .iter()
-            .map(|&(offset, len)| {
-                Tensor::from_data(
-                    TensorData::new(v[offset..offset + len].to_vec(), [len]),
-                    &device,
-                )
-            })
+            .map(|&(offset, len)| Tensor::from_data(TensorData::new(v[offset..offset + len].to_vec(), [len]), &device))
             .collect();
         // Batches are weighted and summed on the host in f64 (burn rounds scalar operands to
         // f32 on some backends, which would cost 1e-8 relative in f64).
@@ -447,20 +411,10 @@ where
             return Ok(vec![0.0; v.len()]);
         }
         let h = self.step_for(v_norm);
-        let shifted = |sign: f64| -> Vec<f64> {
-            self.w
-                .iter()
-                .zip(v)
-                .map(|(w, v)| w + sign * h * v)
-                .collect()
-        };
+        let shifted = |sign: f64| -> Vec<f64> { self.w.iter().zip(v).map(|(w, v)| w + sign * h * v).collect() };
         let (_, gp) = self.loss_and_gradient_at(&shifted(1.0))?;
         let (_, gm) = self.loss_and_gradient_at(&shifted(-1.0))?;
-        let hv: Vec<f64> = gp
-            .iter()
-            .zip(&gm)
-            .map(|(p, m)| (p - m) / (2.0 * h))
-            .collect();
+        let hv: Vec<f64> = gp.iter().zip(&gm).map(|(p, m)| (p - m) / (2.0 * h)).collect();
         check_finite(&hv, "Hessian-vector product")?;
         Ok(hv)
     }

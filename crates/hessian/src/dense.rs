@@ -10,38 +10,25 @@ pub const DENSE_LIMIT: usize = 2000;
 /// H formed column by column from d products with the unit vectors, He₁ … He_d, then
 /// symmetrised as (H + Hᵀ)/2 (the asymmetry left is rounding; [`dense_hessian_asymmetry`]
 /// reports it). Errors for d > [`DENSE_LIMIT`]; use [`dense_hessian_unchecked`] to go beyond.
-pub fn dense_hessian<H: HessianVectorProduct + ?Sized>(
-    op: &H,
-) -> Result<SymmetricMatrix, HessianError> {
+pub fn dense_hessian<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<SymmetricMatrix, HessianError> {
     let d = op.dim();
     if d > DENSE_LIMIT {
-        return Err(HessianError::TooLarge {
-            dim: d,
-            limit: DENSE_LIMIT,
-        });
+        return Err(HessianError::TooLarge { dim: d, limit: DENSE_LIMIT });
     }
     dense_hessian_unchecked(op)
 }
 
 /// [`dense_hessian`] without the size limit.
-pub fn dense_hessian_unchecked<H: HessianVectorProduct + ?Sized>(
-    op: &H,
-) -> Result<SymmetricMatrix, HessianError> {
+pub fn dense_hessian_unchecked<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<SymmetricMatrix, HessianError> {
     SymmetricMatrix::new(raw_columns(op)?)
 }
 
 /// ‖H − Hᵀ‖_F / ‖H‖_F of the unsymmetrised column matrix (≈ the relative error of the
 /// products; 0 for exact arithmetic).
-pub fn dense_hessian_asymmetry<H: HessianVectorProduct + ?Sized>(
-    op: &H,
-) -> Result<f64, HessianError> {
+pub fn dense_hessian_asymmetry<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<f64, HessianError> {
     let m = raw_columns(op)?;
     let n = m.norm();
-    Ok(if n == 0.0 {
-        0.0
-    } else {
-        (&m - m.transpose()).norm() / n
-    })
+    Ok(if n == 0.0 { 0.0 } else { (&m - m.transpose()).norm() / n })
 }
 
 fn raw_columns<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<DMatrix<f64>, HessianError> {
@@ -71,11 +58,7 @@ pub struct DenseSpectrum {
 impl DenseSpectrum {
     /// Of the symmetric matrix `h` (nalgebra's symmetric QR).
     pub fn of(h: &SymmetricMatrix) -> Result<Self, HessianError> {
-        Ok(Self {
-            trace: h.trace(),
-            trace_of_square: h.trace_of_square(),
-            eigenvalues: h.eigenvalues()?,
-        })
+        Ok(Self { trace: h.trace(), trace_of_square: h.trace_of_square(), eigenvalues: h.eigenvalues()? })
     }
 
     /// The k largest eigenvalues, descending.

@@ -26,14 +26,7 @@ pub struct SlqOptions {
 
 impl Default for SlqOptions {
     fn default() -> Self {
-        Self {
-            probes: 4,
-            steps: 80,
-            sigma: None,
-            grid_points: 1000,
-            margin_sigmas: 5.0,
-            seed: 0,
-        }
+        Self { probes: 4, steps: 80, sigma: None, grid_points: 1000, margin_sigmas: 5.0, seed: 0 }
     }
 }
 
@@ -67,11 +60,7 @@ impl SpectralDensity {
 
     /// The k-th moment of each probe (their spread gives a standard error).
     pub fn per_probe_moments(&self, k: i32) -> Vec<f64> {
-        self.nodes
-            .iter()
-            .zip(&self.weights)
-            .map(|(n, w)| n.iter().zip(w).map(|(t, w)| w * t.powi(k)).sum())
-            .collect()
+        self.nodes.iter().zip(&self.weights).map(|(n, w)| n.iter().zip(w).map(|(t, w)| w * t.powi(k)).sum()).collect()
     }
 
     /// Standard error of [`moment`](Self::moment) across probes (∞ with one probe).
@@ -87,11 +76,7 @@ impl SpectralDensity {
 
     /// ∫ φ(λ) dλ on the grid by the trapezoidal rule (≈ 1).
     pub fn integral(&self) -> f64 {
-        self.grid
-            .windows(2)
-            .zip(self.density.windows(2))
-            .map(|(x, y)| 0.5 * (x[1] - x[0]) * (y[0] + y[1]))
-            .sum()
+        self.grid.windows(2).zip(self.density.windows(2)).map(|(x, y)| 0.5 * (x[1] - x[0]) * (y[0] + y[1])).sum()
     }
 
     /// φ at any λ (the broadened quadrature, not interpolated).
@@ -119,9 +104,7 @@ pub fn slq_density<H: HessianVectorProduct + ?Sized>(
     options: &SlqOptions,
 ) -> Result<SpectralDensity, HessianError> {
     if options.probes == 0 || options.steps == 0 || options.grid_points < 2 {
-        return Err(HessianError::InvalidOption(
-            "SLQ needs probes ≥ 1, steps ≥ 1 and grid_points ≥ 2".into(),
-        ));
+        return Err(HessianError::InvalidOption("SLQ needs probes ≥ 1, steps ≥ 1 and grid_points ≥ 2".into()));
     }
     if let Some(s) = options.sigma {
         if !(s > 0.0 && s.is_finite()) {
@@ -133,8 +116,7 @@ pub fn slq_density<H: HessianVectorProduct + ?Sized>(
     let mut weights = Vec::with_capacity(options.probes);
     let mut matvecs = 0;
     for p in 0..options.probes {
-        let mut rng =
-            slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 3, p as u64]);
+        let mut rng = slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 3, p as u64]);
         let run = lanczos_run(op, rademacher(d, &mut rng), options.steps, |_| Ok(false))?;
         matvecs += run.matvecs;
         let (theta, s) = tridiagonal_eigen(&run.alpha, &run.beta)?;
@@ -142,38 +124,13 @@ pub fn slq_density<H: HessianVectorProduct + ?Sized>(
         nodes.push(theta);
         weights.push(tau);
     }
-    let lo = nodes
-        .iter()
-        .flatten()
-        .copied()
-        .fold(f64::INFINITY, f64::min);
-    let hi = nodes
-        .iter()
-        .flatten()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    let sigma = options.sigma.unwrap_or(if hi > lo {
-        1e-2 * (hi - lo)
-    } else {
-        1e-3 * hi.abs().max(1.0)
-    });
-    let (a, b) = (
-        lo - options.margin_sigmas * sigma,
-        hi + options.margin_sigmas * sigma,
-    );
+    let lo = nodes.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+    let hi = nodes.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sigma = options.sigma.unwrap_or(if hi > lo { 1e-2 * (hi - lo) } else { 1e-3 * hi.abs().max(1.0) });
+    let (a, b) = (lo - options.margin_sigmas * sigma, hi + options.margin_sigmas * sigma);
     let n = options.grid_points;
-    let grid: Vec<f64> = (0..n)
-        .map(|i| a + (b - a) * i as f64 / (n - 1) as f64)
-        .collect();
-    let mut out = SpectralDensity {
-        dim: d,
-        nodes,
-        weights,
-        sigma,
-        grid,
-        density: vec![],
-        matvecs,
-    };
+    let grid: Vec<f64> = (0..n).map(|i| a + (b - a) * i as f64 / (n - 1) as f64).collect();
+    let mut out = SpectralDensity { dim: d, nodes, weights, sigma, grid, density: vec![], matvecs };
     out.density = out.grid.iter().map(|&x| out.density_at(x)).collect();
     Ok(out)
 }

@@ -37,12 +37,7 @@ pub struct PowerOptions {
 
 impl Default for PowerOptions {
     fn default() -> Self {
-        Self {
-            k: 1,
-            max_iter: 100,
-            tol: 1e-3,
-            seed: 0,
-        }
+        Self { k: 1, max_iter: 100, tol: 1e-3, seed: 0 }
     }
 }
 
@@ -59,10 +54,7 @@ pub fn power_iteration<H: HessianVectorProduct + ?Sized>(
 ) -> Result<Eigenpairs, HessianError> {
     let d = op.dim();
     if options.k == 0 || options.k > d {
-        return Err(HessianError::InvalidOption(format!(
-            "k = {} for d = {d}",
-            options.k
-        )));
+        return Err(HessianError::InvalidOption(format!("k = {} for d = {d}", options.k)));
     }
     let mut out = Eigenpairs {
         values: vec![],
@@ -73,8 +65,7 @@ pub fn power_iteration<H: HessianVectorProduct + ?Sized>(
         converged: true,
     };
     for i in 0..options.k {
-        let mut rng =
-            slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 1, i as u64]);
+        let mut rng = slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 1, i as u64]);
         let mut v = gaussian(d, &mut rng);
         orthogonalize(&mut v, &out.vectors);
         let n = norm(&v);
@@ -88,8 +79,7 @@ pub fn power_iteration<H: HessianVectorProduct + ?Sized>(
             hv = op.hvp(&v)?;
             out.matvecs += 1;
             let new = dot(&v, &hv);
-            let done =
-                lambda.is_some_and(|old| (new - old).abs() <= options.tol * (old.abs() + 1e-6));
+            let done = lambda.is_some_and(|old| (new - old).abs() <= options.tol * (old.abs() + 1e-6));
             lambda = Some(new);
             let mut next = hv.clone();
             orthogonalize(&mut next, &out.vectors);
@@ -142,13 +132,7 @@ pub struct LanczosOptions {
 
 impl Default for LanczosOptions {
     fn default() -> Self {
-        Self {
-            k: 1,
-            which: Which::LargestAlgebraic,
-            max_steps: 100,
-            tol: 1e-6,
-            seed: 0,
-        }
+        Self { k: 1, which: Which::LargestAlgebraic, max_steps: 100, tol: 1e-6, seed: 0 }
     }
 }
 
@@ -183,18 +167,10 @@ pub fn lanczos_run<H: HessianVectorProduct + ?Sized>(
     let mut q = q1;
     let n = norm(&q);
     if n == 0.0 || !n.is_finite() {
-        return Err(HessianError::InvalidOption(
-            "Lanczos start vector is zero".into(),
-        ));
+        return Err(HessianError::InvalidOption("Lanczos start vector is zero".into()));
     }
     scale(1.0 / n, &mut q);
-    let mut run = LanczosRun {
-        alpha: vec![],
-        beta: vec![],
-        beta_next: 0.0,
-        basis: vec![],
-        matvecs: 0,
-    };
+    let mut run = LanczosRun { alpha: vec![], beta: vec![], beta_next: 0.0, basis: vec![], matvecs: 0 };
     for j in 0..steps {
         let mut w = op.hvp(&q)?;
         run.matvecs += 1;
@@ -205,12 +181,7 @@ pub fn lanczos_run<H: HessianVectorProduct + ?Sized>(
         orthogonalize(&mut w, &run.basis);
         let b = norm(&w);
         run.beta_next = b;
-        let scale_ref = run
-            .alpha
-            .iter()
-            .map(|x| x.abs())
-            .fold(0.0, f64::max)
-            .max(f64::MIN_POSITIVE);
+        let scale_ref = run.alpha.iter().map(|x| x.abs()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
         if j + 1 == steps || b <= 1e-12 * scale_ref {
             if b <= 1e-12 * scale_ref {
                 run.beta_next = 0.0;
@@ -232,9 +203,7 @@ fn wanted(values: &[f64], k: usize, which: Which) -> Vec<usize> {
     match which {
         Which::LargestAlgebraic => idx.sort_by(|&a, &b| values[b].total_cmp(&values[a])),
         Which::SmallestAlgebraic => idx.sort_by(|&a, &b| values[a].total_cmp(&values[b])),
-        Which::LargestMagnitude => {
-            idx.sort_by(|&a, &b| values[b].abs().total_cmp(&values[a].abs()))
-        }
+        Which::LargestMagnitude => idx.sort_by(|&a, &b| values[b].abs().total_cmp(&values[a].abs())),
     }
     idx.truncate(k);
     idx
@@ -246,16 +215,10 @@ fn wanted(values: &[f64], k: usize, which: Which) -> Vec<usize> {
 /// βₘ |sₘᵢ| is the residual, so |θᵢ − λ| ≤ βₘ|sₘᵢ| for some eigenvalue λ of H. Iterates until
 /// every wanted residual is below `tol`·|θᵢ| (checked every step) or `max_steps`. Values are
 /// returned sorted for `which` (descending for the largest). Memory: m vectors of length d.
-pub fn lanczos<H: HessianVectorProduct + ?Sized>(
-    op: &H,
-    options: &LanczosOptions,
-) -> Result<Eigenpairs, HessianError> {
+pub fn lanczos<H: HessianVectorProduct + ?Sized>(op: &H, options: &LanczosOptions) -> Result<Eigenpairs, HessianError> {
     let d = op.dim();
     if options.k == 0 || options.k > d {
-        return Err(HessianError::InvalidOption(format!(
-            "k = {} for d = {d}",
-            options.k
-        )));
+        return Err(HessianError::InvalidOption(format!("k = {} for d = {d}", options.k)));
     }
     let mut rng = slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 2]);
     let q1 = gaussian(d, &mut rng);

@@ -32,9 +32,7 @@ pub fn scale(a: f64, x: &mut [f64]) {
 
 /// A Rademacher vector: entries ±1 with probability ½ each.
 pub fn rademacher(d: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    (0..d)
-        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
-        .collect()
+    (0..d).map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 }).collect()
 }
 
 /// A standard normal vector (Box–Muller).
@@ -104,10 +102,7 @@ pub fn symmetric_eigen(matrix: DMatrix<f64>) -> Result<(Vec<f64>, DMatrix<f64>),
 /// Eigen-decomposition of the symmetric tridiagonal matrix with diagonal `alpha` and
 /// off-diagonal `beta` (`beta.len() == alpha.len() − 1`): eigenvalues ascending, eigenvectors
 /// as columns.
-pub fn tridiagonal_eigen(
-    alpha: &[f64],
-    beta: &[f64],
-) -> Result<(Vec<f64>, DMatrix<f64>), HessianError> {
+pub fn tridiagonal_eigen(alpha: &[f64], beta: &[f64]) -> Result<(Vec<f64>, DMatrix<f64>), HessianError> {
     let n = alpha.len();
     let mut t = DMatrix::zeros(n, n);
     for i in 0..n {

@@ -33,10 +33,7 @@ pub(crate) fn check_len(expected: usize, v: &[f64]) -> Result<(), HessianError> 
     if v.len() == expected {
         Ok(())
     } else {
-        Err(HessianError::DimensionMismatch {
-            expected,
-            got: v.len(),
-        })
+        Err(HessianError::DimensionMismatch { expected, got: v.len() })
     }
 }
 
@@ -50,10 +47,7 @@ impl SymmetricMatrix {
     /// Wraps `matrix`, symmetrising it as (A + Aᵀ)/2. Errors if it is not square.
     pub fn new(matrix: DMatrix<f64>) -> Result<Self, HessianError> {
         if matrix.nrows() != matrix.ncols() {
-            return Err(HessianError::DimensionMismatch {
-                expected: matrix.nrows(),
-                got: matrix.ncols(),
-            });
+            return Err(HessianError::DimensionMismatch { expected: matrix.nrows(), got: matrix.ncols() });
         }
         let sym = (&matrix + matrix.transpose()) * 0.5;
         Ok(Self { matrix: sym })
@@ -64,9 +58,7 @@ impl SymmetricMatrix {
     pub fn with_spectrum(eigenvalues: &[f64], seed: u64) -> Self {
         let d = eigenvalues.len();
         let mut rng = slt_core::seed::rng_for(seed, &[slt_core::seed::stream::PROBES]);
-        let columns = (0..d)
-            .map(|_| crate::linalg::gaussian(d, &mut rng))
-            .collect();
+        let columns = (0..d).map(|_| crate::linalg::gaussian(d, &mut rng)).collect();
         let q = crate::linalg::orthonormal_basis(columns);
         let q = DMatrix::from_fn(d, d, |r, c| q[c][r]);
         let lambda = DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(eigenvalues));
@@ -140,8 +132,7 @@ impl<D> EvalSet<D> {
         if batches.is_empty() || total <= 0.0 {
             return Err(HessianError::EmptyEvaluationSet);
         }
-        let (batches, weights): (Vec<D>, Vec<f64>) =
-            batches.into_iter().map(|(b, w)| (b, w / total)).unzip();
+        let (batches, weights): (Vec<D>, Vec<f64>) = batches.into_iter().map(|(b, w)| (b, w / total)).unzip();
         Ok(Self { batches, weights })
     }
 
@@ -177,11 +168,7 @@ pub struct Observed<H, F> {
 impl<H: HessianVectorProduct, F: Fn(usize)> Observed<H, F> {
     /// Wraps `inner`.
     pub fn new(inner: H, on_product: F) -> Self {
-        Self {
-            inner,
-            on_product,
-            count: std::sync::atomic::AtomicUsize::new(0),
-        }
+        Self { inner, on_product, count: std::sync::atomic::AtomicUsize::new(0) }
     }
 
     /// Products taken so far.
@@ -201,10 +188,7 @@ impl<H: HessianVectorProduct, F: Fn(usize)> HessianVectorProduct for Observed<H,
     }
     fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
         let out = self.inner.hvp(v)?;
-        let n = self
-            .count
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let n = self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         (self.on_product)(n);
         Ok(out)
     }

@@ -51,12 +51,7 @@ pub struct HutchinsonOptions {
 
 impl Default for HutchinsonOptions {
     fn default() -> Self {
-        Self {
-            max_probes: 100,
-            min_probes: 10,
-            rel_tol: Some(1e-2),
-            seed: 0,
-        }
+        Self { max_probes: 100, min_probes: 10, rel_tol: Some(1e-2), seed: 0 }
     }
 }
 
@@ -79,9 +74,7 @@ pub fn hutchinson<H: HessianVectorProduct + ?Sized>(
     options: &HutchinsonOptions,
 ) -> Result<TraceEstimate, HessianError> {
     if options.max_probes == 0 {
-        return Err(HessianError::InvalidOption(
-            "max_probes must be at least 1".into(),
-        ));
+        return Err(HessianError::InvalidOption("max_probes must be at least 1".into()));
     }
     if let Some(tol) = options.rel_tol {
         if !(tol > 0.0) {
@@ -93,8 +86,7 @@ pub fn hutchinson<H: HessianVectorProduct + ?Sized>(
     let mut samples = Vec::with_capacity(options.max_probes);
     let mut converged = false;
     for i in 0..options.max_probes {
-        let mut rng =
-            slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 0, i as u64]);
+        let mut rng = slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 0, i as u64]);
         let z = rademacher(d, &mut rng);
         let hz = op.hvp(&z)?;
         samples.push(dot(&z, &hz));
@@ -135,16 +127,13 @@ pub fn hutch_pp<H: HessianVectorProduct + ?Sized>(
     seed: u64,
 ) -> Result<TraceEstimate, HessianError> {
     if matvecs < 3 {
-        return Err(HessianError::InvalidOption(
-            "Hutch++ needs at least 3 products".into(),
-        ));
+        return Err(HessianError::InvalidOption("Hutch++ needs at least 3 products".into()));
     }
     let d = op.dim();
     let k = matvecs / 3;
     let residual = matvecs - 2 * k;
     let probe = |stream: u64, i: usize| {
-        let mut rng =
-            slt_core::seed::rng_for(seed, &[slt_core::seed::stream::PROBES, stream, i as u64]);
+        let mut rng = slt_core::seed::rng_for(seed, &[slt_core::seed::stream::PROBES, stream, i as u64]);
         rademacher(d, &mut rng)
     };
     let mut used = 0;

@@ -10,9 +10,9 @@ use burn::tensor::{Tensor, TensorData};
 use slt_hessian::dense::{dense_hessian, dense_hessian_asymmetry};
 use slt_hessian::linalg::gaussian;
 use slt_hessian::{
-    eigen, hutch_pp, hutchinson, lanczos, power_iteration, slq_density, DenseSpectrum, EvalSet,
-    ExactHvp, FiniteDifferenceHvp, HessianError, HessianVectorProduct, HutchinsonOptions,
-    LanczosOptions, PowerOptions, SlqOptions, StepRule, SymmetricMatrix, Which,
+    eigen, hutch_pp, hutchinson, lanczos, power_iteration, slq_density, DenseSpectrum, EvalSet, ExactHvp,
+    FiniteDifferenceHvp, HessianError, HessianVectorProduct, HutchinsonOptions, LanczosOptions, PowerOptions,
+    SlqOptions, StepRule, SymmetricMatrix, Which,
 };
 use slt_models::loss::cross_entropy;
 
@@ -86,12 +86,7 @@ impl<B: Backend> TinyConv<B> {
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let [m, _] = x.dims();
         let img = x.reshape([m, 1, 6, 6]);
-        let h = conv2d(
-            img,
-            self.kernel.val(),
-            Some(self.bias.val()),
-            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-        );
+        let h = conv2d(img, self.kernel.val(), Some(self.bias.val()), ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
         let h = h.tanh().reshape([m, 48]);
         h.matmul(self.w.val()) + self.b.val().unsqueeze_dim(0)
     }
@@ -142,22 +137,12 @@ type ConvHvp<F> = ExactHvp<Ad2<F>, TinyConv<Ad2<F>>, Batch<Ad2<F>>, ConvLoss<Ad2
 
 fn mlp_exact<F: Backend>() -> MlpHvp<F> {
     let device = Default::default();
-    ExactHvp::new(
-        TinyMlp::new(0, &device),
-        eval_set(INPUTS, &device),
-        mlp_loss as MlpLoss<Ad2<F>>,
-    )
-    .unwrap()
+    ExactHvp::new(TinyMlp::new(0, &device), eval_set(INPUTS, &device), mlp_loss as MlpLoss<Ad2<F>>).unwrap()
 }
 
 fn conv_exact<F: Backend>() -> ConvHvp<F> {
     let device = Default::default();
-    ExactHvp::new(
-        TinyConv::new(0, &device),
-        eval_set(36, &device),
-        conv_loss as ConvLoss<Ad2<F>>,
-    )
-    .unwrap()
+    ExactHvp::new(TinyConv::new(0, &device), eval_set(36, &device), conv_loss as ConvLoss<Ad2<F>>).unwrap()
 }
 
 /// Parameters after `steps` steps of full-batch gradient descent (f64) from `model`: a
@@ -182,43 +167,18 @@ where
 /// tests).
 fn trained_operators() -> Vec<(&'static str, Box<dyn HessianVectorProduct>)> {
     let device = Default::default();
-    let mlp = trained(
-        TinyMlp::<Ad<F64>>::new(0, &device),
-        eval_set(INPUTS, &device),
-        mlp_loss as MlpLoss<Ad<F64>>,
-        300,
-        1.0,
-    );
-    let conv = trained(
-        TinyConv::<Ad<F64>>::new(0, &device),
-        eval_set(36, &device),
-        conv_loss as ConvLoss<Ad<F64>>,
-        300,
-        1.0,
-    );
-    let mlp: MlpHvp<F64> = ExactHvp::new(
-        mlp,
-        eval_set(INPUTS, &device),
-        mlp_loss as MlpLoss<Ad2<F64>>,
-    )
-    .unwrap();
-    let conv: ConvHvp<F64> =
-        ExactHvp::new(conv, eval_set(36, &device), conv_loss as ConvLoss<Ad2<F64>>).unwrap();
-    println!(
-        "trained: loss mlp {:.4}, conv {:.4}",
-        mlp.loss().unwrap(),
-        conv.loss().unwrap()
-    );
+    let mlp =
+        trained(TinyMlp::<Ad<F64>>::new(0, &device), eval_set(INPUTS, &device), mlp_loss as MlpLoss<Ad<F64>>, 300, 1.0);
+    let conv =
+        trained(TinyConv::<Ad<F64>>::new(0, &device), eval_set(36, &device), conv_loss as ConvLoss<Ad<F64>>, 300, 1.0);
+    let mlp: MlpHvp<F64> = ExactHvp::new(mlp, eval_set(INPUTS, &device), mlp_loss as MlpLoss<Ad2<F64>>).unwrap();
+    let conv: ConvHvp<F64> = ExactHvp::new(conv, eval_set(36, &device), conv_loss as ConvLoss<Ad2<F64>>).unwrap();
+    println!("trained: loss mlp {:.4}, conv {:.4}", mlp.loss().unwrap(), conv.loss().unwrap());
     vec![("mlp", Box::new(mlp)), ("conv", Box::new(conv))]
 }
 
 fn relative_error(a: &[f64], reference: &[f64]) -> f64 {
-    let err = a
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).powi(2))
-        .sum::<f64>()
-        .sqrt();
+    let err = a.iter().zip(reference).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
     err / reference.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
@@ -251,12 +211,7 @@ fn exact_hvp_matches_finite_differences_and_f32() {
                     mlp_loss as MlpLoss<Ad2<F64>>,
                 )
                 .unwrap();
-                (
-                    op.hvp(&v).unwrap(),
-                    fd.hvp(&v).unwrap(),
-                    mlp_exact::<F32>().hvp(&v).unwrap(),
-                    joined.hvp(&v).unwrap(),
-                )
+                (op.hvp(&v).unwrap(), fd.hvp(&v).unwrap(), mlp_exact::<F32>().hvp(&v).unwrap(), joined.hvp(&v).unwrap())
             }
             _ => {
                 let op = conv_exact::<F64>();
@@ -318,25 +273,20 @@ fn finite_difference_path_errors() {
     .unwrap();
     let e64 = relative_error(&fd64.hvp(&v).unwrap(), &hv);
     let e32 = relative_error(&fd32.hvp(&v).unwrap(), &hv);
-    println!("finite differences, automatic step: f64 {e64:.2e} (h·‖v‖ = {:.2e}), f32 {e32:.2e} (h·‖v‖ = {:.2e})", fd64.step_for(1.0), fd32.step_for(1.0));
+    println!(
+        "finite differences, automatic step: f64 {e64:.2e} (h·‖v‖ = {:.2e}), f32 {e32:.2e} (h·‖v‖ = {:.2e})",
+        fd64.step_for(1.0),
+        fd32.step_for(1.0)
+    );
     assert!(e64 < 1e-6, "{e64}");
     assert!(e32 < 5e-2, "{e32}");
     // Gradients of the two paths agree.
     let g = exact.gradient().unwrap();
     assert!(relative_error(&fd64.gradient().unwrap(), &g) < 1e-12);
     // Zero direction, wrong length.
-    assert_eq!(
-        fd64.hvp(&vec![0.0; exact.dim()]).unwrap(),
-        vec![0.0; exact.dim()]
-    );
-    assert!(matches!(
-        fd64.hvp(&[1.0]),
-        Err(HessianError::DimensionMismatch { .. })
-    ));
-    assert!(matches!(
-        exact.hvp(&[1.0]),
-        Err(HessianError::DimensionMismatch { .. })
-    ));
+    assert_eq!(fd64.hvp(&vec![0.0; exact.dim()]).unwrap(), vec![0.0; exact.dim()]);
+    assert!(matches!(fd64.hvp(&[1.0]), Err(HessianError::DimensionMismatch { .. })));
+    assert!(matches!(exact.hvp(&[1.0]), Err(HessianError::DimensionMismatch { .. })));
 }
 
 /// Hutchinson within 3 standard errors of the exact trace of the dense Hessian (MLP, conv).
@@ -345,16 +295,8 @@ fn hutchinson_within_three_standard_errors() {
     let check = |name: &str, op: &dyn HessianVectorProduct| {
         let dense = dense_hessian(op).unwrap();
         let exact = dense.trace();
-        let est = hutchinson(
-            op,
-            &HutchinsonOptions {
-                max_probes: 200,
-                min_probes: 10,
-                rel_tol: Some(0.02),
-                seed: 3,
-            },
-        )
-        .unwrap();
+        let est = hutchinson(op, &HutchinsonOptions { max_probes: 200, min_probes: 10, rel_tol: Some(0.02), seed: 3 })
+            .unwrap();
         println!("{name}: tr(H) = {exact:.6}, Hutchinson {:.6} ± {:.6} ({} probes, converged {}), asymmetry of the dense H {:.1e}",
             est.trace, est.std_error, est.samples, est.converged, dense_hessian_asymmetry(op).unwrap());
         assert!((est.trace - exact).abs() <= 3.0 * est.std_error, "{name}");
@@ -378,22 +320,19 @@ fn hutch_pp_beats_hutchinson() {
         for budget in [30, 60, 99] {
             let (mut mse_h, mut mse_pp) = (0.0, 0.0);
             for seed in 0..20 {
-                let a = hutchinson(
-                    &h,
-                    &HutchinsonOptions {
-                        max_probes: budget,
-                        min_probes: budget,
-                        rel_tol: None,
-                        seed,
-                    },
-                )
-                .unwrap();
+                let a =
+                    hutchinson(&h, &HutchinsonOptions { max_probes: budget, min_probes: budget, rel_tol: None, seed })
+                        .unwrap();
                 let b = hutch_pp(&h, budget, seed).unwrap();
                 assert_eq!((a.matvecs, b.matvecs), (budget, budget));
                 mse_h += (a.trace - exact).powi(2) / 20.0;
                 mse_pp += (b.trace - exact).powi(2) / 20.0;
             }
-            println!("{name}: {budget} products, relative RMSE over 20 seeds: Hutchinson {:.3e}, Hutch++ {:.3e}", mse_h.sqrt() / exact.abs(), mse_pp.sqrt() / exact.abs());
+            println!(
+                "{name}: {budget} products, relative RMSE over 20 seeds: Hutchinson {:.3e}, Hutch++ {:.3e}",
+                mse_h.sqrt() / exact.abs(),
+                mse_pp.sqrt() / exact.abs()
+            );
             if budget >= 60 {
                 assert!(mse_pp < mse_h, "{name}, {budget}: {mse_pp} vs {mse_h}");
             }
@@ -410,44 +349,13 @@ fn top_eigenvalues_match_dense() {
         let spectrum = DenseSpectrum::of(&dense_hessian(op).unwrap()).unwrap();
         let top = spectrum.top(3);
         let top_mag = spectrum.top_magnitude(3);
-        let rel = |a: &[f64], b: &[f64]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| ((x - y) / y).abs())
-                .fold(0.0, f64::max)
-        };
-        let l = lanczos(
-            op,
-            &LanczosOptions {
-                k: 3,
-                max_steps: 100,
-                tol: 1e-8,
-                seed: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let lm = lanczos(
-            op,
-            &LanczosOptions {
-                k: 3,
-                which: Which::LargestMagnitude,
-                max_steps: 100,
-                tol: 1e-8,
-                seed: 1,
-            },
-        )
-        .unwrap();
-        let p = power_iteration(
-            op,
-            &PowerOptions {
-                k: 3,
-                max_iter: 500,
-                tol: 1e-7,
-                seed: 1,
-            },
-        )
-        .unwrap();
+        let rel = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| ((x - y) / y).abs()).fold(0.0, f64::max);
+        let l =
+            lanczos(op, &LanczosOptions { k: 3, max_steps: 100, tol: 1e-8, seed: 1, ..Default::default() }).unwrap();
+        let lm =
+            lanczos(op, &LanczosOptions { k: 3, which: Which::LargestMagnitude, max_steps: 100, tol: 1e-8, seed: 1 })
+                .unwrap();
+        let p = power_iteration(op, &PowerOptions { k: 3, max_iter: 500, tol: 1e-7, seed: 1 }).unwrap();
         println!("{name}: top-3 {top:?} (by |λ|: {top_mag:?}); Lanczos rel. error {:.1e} ({} products), by |λ| {:.1e}; power iteration rel. error {:.1e} ({} products, iterations {:?})",
             rel(&l.values, &top), l.matvecs, rel(&lm.values, &top_mag), rel(&p.values, &top_mag), p.matvecs, p.iterations);
         assert!(rel(&l.values, &top) < 1e-3, "{name} lanczos");
@@ -467,16 +375,7 @@ fn slq_density_moments() {
         let h = dense_hessian(op).unwrap();
         let d = op.dim() as f64;
         let (m1, m2) = (h.trace() / d, h.trace_of_square() / d);
-        let s = slq_density(
-            &h,
-            &SlqOptions {
-                probes: 10,
-                steps: 40,
-                seed: 5,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let s = slq_density(&h, &SlqOptions { probes: 10, steps: 40, seed: 5, ..Default::default() }).unwrap();
         let integral = s.integral();
         let grid_mean: f64 = s
             .grid
@@ -490,38 +389,16 @@ fn slq_density_moments() {
         assert!((integral - 1.0).abs() < 1e-3, "{name}: {integral}");
         assert!(e1.abs() <= 4.0 * s.moment_std_error(1), "{name}: {e1}");
         assert!(e2.abs() <= 4.0 * s.moment_std_error(2), "{name}: {e2}");
-        assert!(
-            (grid_mean - s.moment(1)).abs() < 1e-3 * s.moment(2).sqrt(),
-            "{name}"
-        );
-        assert!(s
-            .weights
-            .iter()
-            .all(|w| (w.iter().sum::<f64>() - 1.0).abs() < 1e-10));
+        assert!((grid_mean - s.moment(1)).abs() < 1e-3 * s.moment(2).sqrt(), "{name}");
+        assert!(s.weights.iter().all(|w| (w.iter().sum::<f64>() - 1.0).abs() < 1e-10));
         assert_eq!(s.matvecs, 400);
     }
     // The SLQ of the model operator itself (few steps) agrees with the dense one.
     let op = mlp_exact::<F64>();
-    let a = slq_density(
-        &op,
-        &SlqOptions {
-            probes: 1,
-            steps: 10,
-            seed: 5,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let b = slq_density(
-        &dense_hessian(&op).unwrap(),
-        &SlqOptions {
-            probes: 1,
-            steps: 10,
-            seed: 5,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let a = slq_density(&op, &SlqOptions { probes: 1, steps: 10, seed: 5, ..Default::default() }).unwrap();
+    let b =
+        slq_density(&dense_hessian(&op).unwrap(), &SlqOptions { probes: 1, steps: 10, seed: 5, ..Default::default() })
+            .unwrap();
     assert!(relative_error(&a.nodes[0], &b.nodes[0]) < 1e-8);
 }
 
@@ -548,74 +425,23 @@ fn matrix_with_known_spectrum() {
     assert!((m.trace_of_square() - lambda.iter().map(|x| x * x).sum::<f64>()).abs() < 1e-9);
     assert!((slt_hessian::trace::exact_trace(&m).unwrap() - sum).abs() < 1e-10);
 
-    let l = lanczos(
-        &m,
-        &LanczosOptions {
-            k: 3,
-            tol: 1e-10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(
-        relative_error(&l.values, &[40.0, 25.0, 12.0]) < 1e-9,
-        "{:?}",
-        l.values
-    );
+    let l = lanczos(&m, &LanczosOptions { k: 3, tol: 1e-10, ..Default::default() }).unwrap();
+    assert!(relative_error(&l.values, &[40.0, 25.0, 12.0]) < 1e-9, "{:?}", l.values);
     // Ritz vectors are eigenvectors: residual ‖Hx − θx‖ small.
     for (x, t) in l.vectors.iter().zip(&l.values) {
         let hx = m.hvp(x).unwrap();
-        let r: f64 = hx
-            .iter()
-            .zip(x)
-            .map(|(a, b)| (a - t * b).powi(2))
-            .sum::<f64>()
-            .sqrt();
+        let r: f64 = hx.iter().zip(x).map(|(a, b)| (a - t * b).powi(2)).sum::<f64>().sqrt();
         assert!(r < 1e-6, "{r}");
     }
-    let low = lanczos(
-        &m,
-        &LanczosOptions {
-            k: 2,
-            which: Which::SmallestAlgebraic,
-            tol: 1e-10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(
-        relative_error(&low.values, &[-0.5, -0.2]) < 1e-8,
-        "{:?}",
-        low.values
-    );
-    let p = power_iteration(
-        &m,
-        &PowerOptions {
-            k: 3,
-            max_iter: 1000,
-            tol: 1e-12,
-            seed: 0,
-        },
-    )
-    .unwrap();
-    assert!(
-        relative_error(&p.values, &[40.0, 25.0, 12.0]) < 1e-9,
-        "{:?}",
-        p.values
-    );
+    let low = lanczos(&m, &LanczosOptions { k: 2, which: Which::SmallestAlgebraic, tol: 1e-10, ..Default::default() })
+        .unwrap();
+    assert!(relative_error(&low.values, &[-0.5, -0.2]) < 1e-8, "{:?}", low.values);
+    let p = power_iteration(&m, &PowerOptions { k: 3, max_iter: 1000, tol: 1e-12, seed: 0 }).unwrap();
+    assert!(relative_error(&p.values, &[40.0, 25.0, 12.0]) < 1e-9, "{:?}", p.values);
     assert!(p.residuals.iter().all(|r| *r < 1e-4), "{:?}", p.residuals);
 
     // Hutchinson: within 3 SE; the budget without tolerance uses every probe.
-    let h = hutchinson(
-        &m,
-        &HutchinsonOptions {
-            max_probes: 50,
-            min_probes: 50,
-            rel_tol: None,
-            seed: 1,
-        },
-    )
-    .unwrap();
+    let h = hutchinson(&m, &HutchinsonOptions { max_probes: 50, min_probes: 50, rel_tol: None, seed: 1 }).unwrap();
     assert_eq!(h.samples, 50);
     assert!(!h.converged);
     assert!((h.trace - sum).abs() <= 3.0 * h.std_error);
@@ -629,16 +455,7 @@ fn matrix_with_known_spectrum() {
 
     // SLQ with steps = d: the nodes of each probe are the eigenvalues it sees; moments exact
     // for the probe (k < 2m), density integrates to 1.
-    let s = slq_density(
-        &m,
-        &SlqOptions {
-            probes: 3,
-            steps: 60,
-            seed: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = slq_density(&m, &SlqOptions { probes: 3, steps: 60, seed: 0, ..Default::default() }).unwrap();
     assert!((s.integral() - 1.0).abs() < 1e-6);
     assert!(s.nodes[0].iter().any(|t| (t - 40.0).abs() < 1e-8));
 }
@@ -646,88 +463,34 @@ fn matrix_with_known_spectrum() {
 #[test]
 fn hutchinson_stops_at_tolerance() {
     // A diagonal matrix: every Rademacher sample is the exact trace, variance 0.
-    let m = SymmetricMatrix::new(nalgebra::DMatrix::from_diagonal(
-        &nalgebra::DVector::from_vec(vec![1.0, 2.0, 3.0]),
-    ))
-    .unwrap();
-    let h = hutchinson(
-        &m,
-        &HutchinsonOptions {
-            max_probes: 100,
-            min_probes: 5,
-            rel_tol: Some(1e-3),
-            seed: 0,
-        },
-    )
-    .unwrap();
+    let m = SymmetricMatrix::new(nalgebra::DMatrix::from_diagonal(&nalgebra::DVector::from_vec(vec![1.0, 2.0, 3.0])))
+        .unwrap();
+    let h =
+        hutchinson(&m, &HutchinsonOptions { max_probes: 100, min_probes: 5, rel_tol: Some(1e-3), seed: 0 }).unwrap();
     assert!(h.converged);
     assert_eq!(h.samples, 5);
     assert!((h.trace - 6.0).abs() < 1e-12);
     // A full matrix stops once SE ≤ tol·|mean|.
     let (_, m) = known();
-    let h = hutchinson(
-        &m,
-        &HutchinsonOptions {
-            max_probes: 10_000,
-            min_probes: 10,
-            rel_tol: Some(0.05),
-            seed: 0,
-        },
-    )
-    .unwrap();
+    let h = hutchinson(&m, &HutchinsonOptions { max_probes: 10_000, min_probes: 10, rel_tol: Some(0.05), seed: 0 })
+        .unwrap();
     assert!(h.converged && h.std_error <= 0.05 * h.trace.abs() && h.samples < 10_000);
 }
 
 #[test]
 fn errors_are_typed() {
     let m = SymmetricMatrix::with_spectrum(&[1.0, 2.0], 0);
+    assert!(matches!(m.hvp(&[1.0]), Err(HessianError::DimensionMismatch { expected: 2, got: 1 })));
+    assert!(matches!(hutch_pp(&m, 2, 0), Err(HessianError::InvalidOption(_))));
+    assert!(matches!(lanczos(&m, &LanczosOptions { k: 3, ..Default::default() }), Err(HessianError::InvalidOption(_))));
     assert!(matches!(
-        m.hvp(&[1.0]),
-        Err(HessianError::DimensionMismatch {
-            expected: 2,
-            got: 1
-        })
-    ));
-    assert!(matches!(
-        hutch_pp(&m, 2, 0),
+        power_iteration(&m, &PowerOptions { k: 0, ..Default::default() }),
         Err(HessianError::InvalidOption(_))
     ));
-    assert!(matches!(
-        lanczos(
-            &m,
-            &LanczosOptions {
-                k: 3,
-                ..Default::default()
-            }
-        ),
-        Err(HessianError::InvalidOption(_))
-    ));
-    assert!(matches!(
-        power_iteration(
-            &m,
-            &PowerOptions {
-                k: 0,
-                ..Default::default()
-            }
-        ),
-        Err(HessianError::InvalidOption(_))
-    ));
-    assert!(matches!(
-        EvalSet::<()>::uniform(vec![]),
-        Err(HessianError::EmptyEvaluationSet)
-    ));
-    assert!(matches!(
-        EvalSet::weighted(vec![((), -1.0)]),
-        Err(HessianError::BadWeight(_))
-    ));
+    assert!(matches!(EvalSet::<()>::uniform(vec![]), Err(HessianError::EmptyEvaluationSet)));
+    assert!(matches!(EvalSet::weighted(vec![((), -1.0)]), Err(HessianError::BadWeight(_))));
     let big = SymmetricMatrix::new(nalgebra::DMatrix::zeros(2001, 2001)).unwrap();
-    assert!(matches!(
-        dense_hessian(&big),
-        Err(HessianError::TooLarge {
-            dim: 2001,
-            limit: 2000
-        })
-    ));
+    assert!(matches!(dense_hessian(&big), Err(HessianError::TooLarge { dim: 2001, limit: 2000 })));
     let _ = eigen::Eigenpairs::clone;
 }
 

@@ -21,9 +21,7 @@ pub(crate) fn uniform<B: Backend, const D: usize>(
     device: &B::Device,
 ) -> Tensor<B, D> {
     let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|_| rng.random_range(-bound..bound) as f32)
-        .collect();
+    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect();
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -80,12 +78,7 @@ impl<B: Backend> Conv<B> {
     ) -> Self {
         let bound = 1.0 / ((in_channels * kernel * kernel) as f64).sqrt();
         Self {
-            weight: Param::from_tensor(uniform(
-                [out_channels, in_channels, kernel, kernel],
-                bound,
-                rng,
-                device,
-            )),
+            weight: Param::from_tensor(uniform([out_channels, in_channels, kernel, kernel], bound, rng, device)),
             bias: Param::from_tensor(uniform([out_channels], bound, rng, device)),
             padding,
         }
@@ -108,13 +101,6 @@ impl<B: Backend> Conv<B> {
 pub fn max_pool_2x2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [m, c, h, w] = x.dims();
     let (h2, w2) = (h / 2, w / 2);
-    let x = if h % 2 == 1 || w % 2 == 1 {
-        x.slice([0..m, 0..c, 0..2 * h2, 0..2 * w2])
-    } else {
-        x
-    };
-    x.reshape([m, c, h2, 2, w2, 2])
-        .max_dim(5)
-        .max_dim(3)
-        .reshape([m, c, h2, w2])
+    let x = if h % 2 == 1 || w % 2 == 1 { x.slice([0..m, 0..c, 0..2 * h2, 0..2 * w2]) } else { x };
+    x.reshape([m, c, h2, 2, w2, 2]).max_dim(5).max_dim(3).reshape([m, c, h2, w2])
 }

@@ -26,9 +26,7 @@ impl<B: Backend> LeNet5<B> {
     /// A fresh LeNet-5 with `extra_conv` extra convolutions.
     pub fn new(extra_conv: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Self {
         let conv1 = Conv::new(1, 6, 5, 0, rng, device);
-        let extra = (0..extra_conv)
-            .map(|_| Conv::new(6, 6, 5, 2, rng, device))
-            .collect();
+        let extra = (0..extra_conv).map(|_| Conv::new(6, 6, 5, 2, rng, device)).collect();
         Self {
             conv1,
             extra,

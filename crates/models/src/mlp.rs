@@ -34,10 +34,7 @@ impl<B: Backend> Mlp<B> {
             hidden.push(Dense::new(fan_in, width, rng, device));
             fan_in = width;
         }
-        Self {
-            hidden,
-            output: Dense::new(fan_in, outputs, rng, device),
-        }
+        Self { hidden, output: Dense::new(fan_in, outputs, rng, device) }
     }
 
     /// Logits for inputs `[m, inputs]`.
@@ -48,10 +45,7 @@ impl<B: Backend> Mlp<B> {
 
 impl<B: Backend> TappedModel<B, Tensor<B, 2>> for Mlp<B> {
     fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 2>, ops: &mut O) -> Tensor<B, 2> {
-        let h = self
-            .hidden
-            .iter()
-            .fold(x, |h, layer| relu(layer.forward_ops(h, ops)));
+        let h = self.hidden.iter().fold(x, |h, layer| relu(layer.forward_ops(h, ops)));
         self.output.forward_ops(h, ops)
     }
 }

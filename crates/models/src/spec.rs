@@ -90,7 +90,12 @@ impl ModelSpec {
                 d + fan_in * CLASSES + CLASSES
             }
             ModelSpec::LeNet5 { extra_conv } => {
-                (6 * 25 + 6) + extra_conv * (6 * 6 * 25 + 6) + (16 * 6 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84) + (84 * CLASSES + CLASSES)
+                (6 * 25 + 6)
+                    + extra_conv * (6 * 6 * 25 + 6)
+                    + (16 * 6 * 25 + 16)
+                    + (256 * 120 + 120)
+                    + (120 * 84 + 84)
+                    + (84 * CLASSES + CLASSES)
             }
         }
     }
@@ -102,14 +107,14 @@ impl ModelSpec {
             ModelSpec::Mlp { depth, width } => {
                 Classifier::Mlp(Mlp::new(INPUTS, depth, width, CLASSES, &mut rng, device))
             }
-            ModelSpec::LeNet5 { extra_conv } => {
-                Classifier::LeNet5(LeNet5::new(extra_conv, &mut rng, device))
-            }
+            ModelSpec::LeNet5 { extra_conv } => Classifier::LeNet5(LeNet5::new(extra_conv, &mut rng, device)),
         }
     }
 }
 
 /// Any of this crate's MNIST-family classifiers.
+// One model is held at a time, so the size of the larger variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Classifier<B: Backend> {
     Mlp(Mlp<B>),

@@ -113,12 +113,7 @@ fn default_inverse_period() -> u64 {
 
 impl KfacConfig {
     fn sgd(&self) -> SgdConfig {
-        SgdConfig {
-            lr: self.lr,
-            momentum: self.momentum,
-            nesterov: self.nesterov,
-            weight_decay: self.weight_decay,
-        }
+        SgdConfig { lr: self.lr, momentum: self.momentum, nesterov: self.nesterov, weight_decay: self.weight_decay }
     }
 
     /// Checks the ranges stated on each field.
@@ -185,11 +180,7 @@ impl<B: AutodiffBackend> Eigen<B> {
         Self::from_parts(eig.eigenvalues.map(|v| v.max(0.0)), eig.eigenvectors, device)
     }
 
-    fn from_parts(
-        values: DVector<f64>,
-        vectors: DMatrix<f64>,
-        device: &burn::tensor::Device<Inner<B>>,
-    ) -> Self {
+    fn from_parts(values: DVector<f64>, vectors: DMatrix<f64>, device: &burn::tensor::Device<Inner<B>>) -> Self {
         let n = values.len();
         let values_dev = Tensor::from_data(TensorData::new(values.as_slice().to_vec(), [n]), device);
         let row_major = vectors.transpose().as_slice().to_vec();
@@ -202,11 +193,7 @@ impl<B: AutodiffBackend> Eigen<B> {
 #[derive(Debug)]
 enum Factor<B: AutodiffBackend> {
     /// Affine layer: running A `[(in+1)²]`, G `[out²]` and their cached eigendecompositions.
-    Kronecker {
-        a: DMatrix<f64>,
-        g: DMatrix<f64>,
-        eigen: Arc<(Eigen<B>, Eigen<B>)>,
-    },
+    Kronecker { a: DMatrix<f64>, g: DMatrix<f64>, eigen: Arc<(Eigen<B>, Eigen<B>)> },
     /// Convolution: running diagonal (1/m)Σ r̃ᵢ².
     Diagonal { diag: DVector<f64> },
 }
@@ -276,12 +263,7 @@ impl<B: AutodiffBackend> Kfac<B> {
     /// A fresh optimiser (no curvature estimates yet).
     pub fn new(config: KfacConfig) -> Result<Self, OptimError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            sgd: Sgd::new(config.sgd())?,
-            steps: 0,
-            layers: Vec::new(),
-        })
+        Ok(Self { config, sgd: Sgd::new(config.sgd())?, steps: 0, layers: Vec::new() })
     }
 
     /// The configuration.
@@ -388,13 +370,7 @@ impl<B: AutodiffBackend> Kfac<B> {
                     grad_sq.push(grad.clone().square().sum());
                     let diag = to_host(fg.clone().square().sum_dim(0)).into_iter().map(|v| v / mf);
                     let diag = DVector::from_iterator(grad.dims()[0], diag);
-                    batches.push(Batch::Diagonal {
-                        weight: *weight,
-                        weight_len: *weight_len,
-                        bias: *bias,
-                        grad,
-                        diag,
-                    });
+                    batches.push(Batch::Diagonal { weight: *weight, weight_len: *weight_len, bias: *bias, grad, diag });
                 }
                 _ => {
                     return Err(OptimError::UnsupportedModel(
@@ -550,10 +526,7 @@ impl<B: AutodiffBackend> Kfac<B> {
         Ok((
             model,
             KfacStats {
-                step: StepStats {
-                    update_norm: natural.norm,
-                    grad_norm: natural.grad_norm,
-                },
+                step: StepStats { update_norm: natural.norm, grad_norm: natural.grad_norm },
                 loss: natural.loss,
                 kappa: natural.kappa,
                 fisher_trace: natural.fisher_trace,

@@ -74,6 +74,8 @@ pub enum OptimError {
     #[error("singular Fisher: {0}")]
     SingularFisher(String),
     /// The gradient holds NaN or ±∞; the model was left unchanged.
-    #[error("non-finite gradient (‖g‖ = {grad_norm}); the step was not applied — lower the learning rate or check the loss")]
+    #[error(
+        "non-finite gradient (‖g‖ = {grad_norm}); the step was not applied — lower the learning rate or check the loss"
+    )]
     NonFiniteGradient { grad_norm: f64 },
 }

@@ -121,12 +121,7 @@ impl NgdConfig {
     }
 
     fn sgd(&self) -> SgdConfig {
-        SgdConfig {
-            lr: self.lr,
-            momentum: self.momentum,
-            nesterov: self.nesterov,
-            weight_decay: self.weight_decay,
-        }
+        SgdConfig { lr: self.lr, momentum: self.momentum, nesterov: self.nesterov, weight_decay: self.weight_decay }
     }
 
     /// Checks the ranges stated on each field.
@@ -229,11 +224,12 @@ pub(crate) fn fisher_labels<B: AutodiffBackend>(
                 .map(|p| {
                     let u: f64 = rng.random::<f64>() * p.iter().sum::<f64>();
                     let mut acc = 0.0;
-                    p.iter().position(|&q| {
-                        acc += q;
-                        u < acc
-                    })
-                    .unwrap_or(classes - 1)
+                    p.iter()
+                        .position(|&q| {
+                            acc += q;
+                            u < acc
+                        })
+                        .unwrap_or(classes - 1)
                 })
                 .collect()
         }
@@ -241,7 +237,11 @@ pub(crate) fn fisher_labels<B: AutodiffBackend>(
 }
 
 /// One-hot rows `[labels.len(), classes]`.
-pub(crate) fn one_hot<B: burn::tensor::backend::Backend>(labels: &[usize], classes: usize, device: &B::Device) -> Tensor<B, 2> {
+pub(crate) fn one_hot<B: burn::tensor::backend::Backend>(
+    labels: &[usize],
+    classes: usize,
+    device: &B::Device,
+) -> Tensor<B, 2> {
     let mut one_hot = vec![0.0f64; labels.len() * classes];
     for (i, &k) in labels.iter().enumerate() {
         one_hot[i * classes + k] = 1.0;
@@ -271,10 +271,8 @@ fn solve_shifted(gram: &DMatrix<f64>, shift: f64, rhs: &DVector<f64>) -> (DVecto
     }
     let eig = gram.clone().symmetric_eigen();
     let projected = eig.eigenvectors.transpose() * rhs;
-    let scaled = DVector::from_iterator(
-        m,
-        projected.iter().zip(eig.eigenvalues.iter()).map(|(p, l)| p / (l.max(0.0) + shift)),
-    );
+    let scaled =
+        DVector::from_iterator(m, projected.iter().zip(eig.eigenvalues.iter()).map(|(p, l)| p / (l.max(0.0) + shift)));
     (eig.eigenvectors * scaled, true)
 }
 
@@ -282,11 +280,7 @@ impl<B: AutodiffBackend> Ngd<B> {
     /// A fresh optimiser.
     pub fn new(config: NgdConfig) -> Result<Self, OptimError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            sgd: Sgd::new(config.sgd())?,
-            steps: 0,
-        })
+        Ok(Self { config, sgd: Sgd::new(config.sgd())?, steps: 0 })
     }
 
     /// The configuration.
@@ -440,16 +434,7 @@ impl<B: AutodiffBackend> Ngd<B> {
         if !norm.is_finite() {
             return Err(OptimError::NonFiniteGradient { grad_norm });
         }
-        Ok(NaturalGradient {
-            directions,
-            loss,
-            grad_norm,
-            norm,
-            kappa,
-            fisher_trace,
-            fisher_labels,
-            recovered,
-        })
+        Ok(NaturalGradient { directions, loss, grad_norm, norm, kappa, fisher_trace, fisher_labels, recovered })
     }
 
     /// One step w ← w − η·F_s⁻¹g (then momentum/Nesterov/weight decay as configured). On error
@@ -472,10 +457,7 @@ impl<B: AutodiffBackend> Ngd<B> {
         Ok((
             model,
             NgdStats {
-                step: StepStats {
-                    update_norm,
-                    grad_norm: natural.grad_norm,
-                },
+                step: StepStats { update_norm, grad_norm: natural.grad_norm },
                 loss: natural.loss,
                 kappa: natural.kappa,
                 fisher_trace: natural.fisher_trace,

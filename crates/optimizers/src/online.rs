@@ -111,8 +111,8 @@ use burn::tensor::{Tensor, TensorData};
 use slt_core::params::ParamLayout;
 
 use crate::{OptimError, Sgd, SgdConfig, StepStats};
-pub use kernel::{Conditioning, EigenPrecision};
 use kernel::{AxisState, Hyper};
+pub use kernel::{Conditioning, EigenPrecision};
 
 /// Hyperparameters of [`OnlineNgd`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -258,7 +258,12 @@ impl<B: AutodiffBackend> OnlineNgd<B> {
     /// A fresh optimiser (estimates are initialised from each tensor's first gradient).
     pub fn new(config: OnlineNgdConfig) -> Result<Self, OptimError> {
         config.validate()?;
-        Ok(Self { config, sgd: Sgd::new(config.sgd_config())?, estimates: HashMap::new(), conditioning: Conditioning::default() })
+        Ok(Self {
+            config,
+            sgd: Sgd::new(config.sgd_config())?,
+            estimates: HashMap::new(),
+            conditioning: Conditioning::default(),
+        })
     }
 
     /// The configuration.
@@ -347,12 +352,8 @@ impl<B: AutodiffBackend> OnlineNgd<B> {
     /// parameter's gradient, then the inner SGD step (momentum/Nesterov) along the results.
     /// A non-finite gradient or direction leaves the model and the optimiser unchanged.
     pub fn step<M: AutodiffModule<B>>(&mut self, model: M, grads: &B::Gradients) -> Result<(M, StepStats), OptimError> {
-        let mut collect = Collect::<B> {
-            grads,
-            weight_decay: self.config.weight_decay,
-            entries: Vec::new(),
-            grad_sq: 0.0,
-        };
+        let mut collect =
+            Collect::<B> { grads, weight_decay: self.config.weight_decay, entries: Vec::new(), grad_sq: 0.0 };
         model.visit(&mut collect);
         let Collect { entries, grad_sq, .. } = collect;
         let grad_norm = grad_sq.sqrt();
@@ -370,7 +371,8 @@ impl<B: AutodiffBackend> OnlineNgd<B> {
                 _ => entry.shape.iter().map(|&d| AxisState::new(d, self.config.max_rank)).collect(),
             };
             let len = entry.grad.len();
-            let Some(dir) = Self::precondition_tensor(&self.config, &mut axes, &entry.shape, entry.grad, &mut conditioning)
+            let Some(dir) =
+                Self::precondition_tensor(&self.config, &mut axes, &entry.shape, entry.grad, &mut conditioning)
             else {
                 return Err(OptimError::NonFiniteGradient { grad_norm });
             };

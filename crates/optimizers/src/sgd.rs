@@ -30,12 +30,7 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        Self {
-            lr: 0.01,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: 0.0,
-        }
+        Self { lr: 0.01, momentum: 0.0, nesterov: false, weight_decay: 0.0 }
     }
 }
 
@@ -72,10 +67,7 @@ impl<B: AutodiffBackend> Sgd<B> {
     /// A fresh optimiser (zero velocities).
     pub fn new(config: SgdConfig) -> Result<Self, OptimError> {
         config.validate()?;
-        Ok(Self {
-            config,
-            velocity: HashMap::new(),
-        })
+        Ok(Self { config, velocity: HashMap::new() })
     }
 
     /// The configuration.
@@ -130,11 +122,7 @@ impl<B: AutodiffBackend> Sgd<B> {
     }
 
     /// One step w ← w − η·d from the gradients of a backward pass through `model`.
-    pub fn step<M: AutodiffModule<B>>(
-        &mut self,
-        model: M,
-        grads: &B::Gradients,
-    ) -> Result<(M, StepStats), OptimError> {
+    pub fn step<M: AutodiffModule<B>>(&mut self, model: M, grads: &B::Gradients) -> Result<(M, StepStats), OptimError> {
         self.step_from(model, GradientSource::Autodiff(grads))
     }
 
@@ -191,10 +179,8 @@ fn sum_scalars<B: burn::tensor::backend::Backend>(parts: Vec<Tensor<B, 1>>) -> f
 }
 
 /// Per parameter: (direction d, new velocity if momentum is on).
-type Direction<B> = (
-    Tensor<<B as AutodiffBackend>::InnerBackend, 1>,
-    Option<Tensor<<B as AutodiffBackend>::InnerBackend, 1>>,
-);
+type Direction<B> =
+    (Tensor<<B as AutodiffBackend>::InnerBackend, 1>, Option<Tensor<<B as AutodiffBackend>::InnerBackend, 1>>);
 
 /// Where a step reads the gradient of a parameter from.
 enum GradientSource<'a, B: AutodiffBackend> {
@@ -285,9 +271,7 @@ impl<B: AutodiffBackend> crate::OptimizerState<B> for Sgd<B> {
         model: &M,
         state: &HashMap<String, Vec<f64>>,
     ) -> Result<(), OptimError> {
-        let velocity = state
-            .get("velocity")
-            .ok_or_else(|| OptimError::InvalidState("no 'velocity' entry".into()))?;
+        let velocity = state.get("velocity").ok_or_else(|| OptimError::InvalidState("no 'velocity' entry".into()))?;
         self.load_velocity(model, velocity)
     }
 }

@@ -106,20 +106,10 @@ impl<B: AutodiffBackend> LayerOps<B> for Recorder<B> {
 /// A layer's per-example quantities after the backward pass (inner backend, no graph).
 pub enum LayerGrads<B: AutodiffBackend> {
     /// Affine layer: inputs a `[m, in]` and output gradients δ `[m, out]` (rows per example).
-    Affine {
-        weight: ParamId,
-        bias: Option<ParamId>,
-        input: Tensor<Inner<B>, 2>,
-        delta: Tensor<Inner<B>, 2>,
-    },
+    Affine { weight: ParamId, bias: Option<ParamId>, input: Tensor<Inner<B>, 2>, delta: Tensor<Inner<B>, 2> },
     /// Any other layer: per-example gradients `[m, p]` of the weight (flattened row-major)
     /// followed, if there is a bias, by the bias.
-    PerExample {
-        weight: ParamId,
-        weight_len: usize,
-        bias: Option<ParamId>,
-        grads: Tensor<Inner<B>, 2>,
-    },
+    PerExample { weight: ParamId, weight_len: usize, bias: Option<ParamId>, grads: Tensor<Inner<B>, 2> },
 }
 
 impl<B: AutodiffBackend> LayerGrads<B> {

@@ -177,7 +177,8 @@ fn first_step_is_the_exact_kronecker_factored_solve() {
             let kfac = Kfac::<B>::new(c).unwrap();
             let ours = kfac.natural_gradient(&model, b.x.clone(), b.y.clone()).unwrap();
             // Same labels as exact NGD with the same seed and step.
-            let ngd = Ngd::<B>::new(ngd_config(&c)).unwrap().natural_gradient(&model, b.x.clone(), b.y.clone()).unwrap();
+            let ngd =
+                Ngd::<B>::new(ngd_config(&c)).unwrap().natural_gradient(&model, b.x.clone(), b.y.clone()).unwrap();
             assert_eq!(ours.fisher_labels, ngd.fisher_labels);
             if fisher == FisherKind::Empirical {
                 assert_eq!(ours.fisher_labels, b.labels);
@@ -207,7 +208,8 @@ fn with_one_example_kfac_is_exact_ngd() {
             for alpha in [1e-2, 1e-4] {
                 let c = config(fisher, alpha, 1e-10);
                 let ours = Kfac::<B>::new(c).unwrap().natural_gradient(&model, b.x.clone(), b.y.clone()).unwrap();
-                let exact = Ngd::<B>::new(ngd_config(&c)).unwrap().natural_gradient(&model, b.x.clone(), b.y.clone()).unwrap();
+                let exact =
+                    Ngd::<B>::new(ngd_config(&c)).unwrap().natural_gradient(&model, b.x.clone(), b.y.clone()).unwrap();
                 assert_eq!(ours.fisher_labels, exact.fisher_labels);
                 let err = rel_err(&flat(&model, &ours.directions), &flat(&model, &exact.directions));
                 eprintln!("m = 1, {fisher:?} α={alpha}: K-FAC vs exact NGD rel. error {err:.2e}");
@@ -292,10 +294,8 @@ impl<B: Backend> TappedModel<B, Tensor<B, 2>> for TinyConvNet<B> {
 fn convolutions_get_a_diagonal_block() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let device = Default::default();
-    let model = TinyConvNet::<B> {
-        conv: Conv::new(1, 2, 3, 1, &mut rng, &device),
-        head: Dense::new(50, 3, &mut rng, &device),
-    };
+    let model =
+        TinyConvNet::<B> { conv: Conv::new(1, 2, 3, 1, &mut rng, &device), head: Dense::new(50, 3, &mut rng, &device) };
     let layout = ParamLayout::of(&model);
     assert_eq!(layout.len, 173);
     let b = batch(7, 25, 3, 11);
@@ -439,10 +439,8 @@ fn the_fisher_floor_sets_kappa_and_a_zero_fisher_without_floor_is_singular() {
         .err()
         .expect("κ = 0 is an error");
     assert!(matches!(err, OptimError::SingularFisher(_)), "{err}");
-    let natural = Kfac::<B>::new(config(FisherKind::Empirical, 1e-2, 1e-10))
-        .unwrap()
-        .natural_gradient(&zero, b.x, y)
-        .unwrap();
+    let natural =
+        Kfac::<B>::new(config(FisherKind::Empirical, 1e-2, 1e-10)).unwrap().natural_gradient(&zero, b.x, y).unwrap();
     assert_eq!(natural.fisher_trace, 0.0);
     assert_eq!(natural.norm, 0.0, "zero gradient, zero step");
 }

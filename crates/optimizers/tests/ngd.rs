@@ -42,10 +42,7 @@ fn tiny_mlp(seed: u64) -> Mlp<B> {
 fn tiny_conv(seed: u64) -> TinyConvNet<B> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let device = Default::default();
-    TinyConvNet {
-        conv: Conv::new(1, 2, 3, 1, &mut rng, &device),
-        head: Dense::new(50, 3, &mut rng, &device),
-    }
+    TinyConvNet { conv: Conv::new(1, 2, 3, 1, &mut rng, &device), head: Dense::new(50, 3, &mut rng, &device) }
 }
 
 fn batch(m: usize, inputs: usize, classes: usize, seed: u64) -> (Tensor<B, 2>, Tensor<B, 2>, Vec<usize>) {
@@ -53,11 +50,7 @@ fn batch(m: usize, inputs: usize, classes: usize, seed: u64) -> (Tensor<B, 2>, T
     let x: Vec<f64> = (0..m * inputs).map(|_| rng.random_range(-1.5..1.5)).collect();
     let labels: Vec<usize> = (0..m).map(|_| rng.random_range(0..classes)).collect();
     let device = Default::default();
-    (
-        Tensor::from_data(TensorData::new(x, [m, inputs]), &device),
-        one_hot(&labels, classes),
-        labels,
-    )
+    (Tensor::from_data(TensorData::new(x, [m, inputs]), &device), one_hot(&labels, classes), labels)
 }
 
 fn one_hot(labels: &[usize], classes: usize) -> Tensor<B, 2> {
@@ -115,12 +108,7 @@ fn dense_oracle<M: TappedModel<B, Tensor<B, 2>> + burn::module::AutodiffModule<B
     let kappa = config.alpha / d as f64 * trace.max(config.fisher_eps);
     let damped = fisher + DMatrix::<f64>::identity(d, d) * kappa;
     let direction = damped.lu().solve(&DVector::from_column_slice(&gradient)).expect("F + κI is invertible");
-    Oracle {
-        direction: direction.as_slice().to_vec(),
-        gradient,
-        trace,
-        kappa,
-    }
+    Oracle { direction: direction.as_slice().to_vec(), gradient, trace, kappa }
 }
 
 fn flat_direction<M: burn::module::AutodiffModule<B>>(
@@ -234,10 +222,8 @@ fn as_alpha_grows_the_step_tends_to_the_sgd_step_over_kappa() {
     let model = tiny_mlp(4);
     let (x, y, labels) = batch(7, 6, 3, 12);
     for fisher in [FisherKind::Empirical, FisherKind::Sampled] {
-        let natural = Ngd::<B>::new(config(fisher, 1e9, 1e-10))
-            .unwrap()
-            .natural_gradient(&model, x.clone(), y.clone())
-            .unwrap();
+        let natural =
+            Ngd::<B>::new(config(fisher, 1e9, 1e-10)).unwrap().natural_gradient(&model, x.clone(), y.clone()).unwrap();
         let scaled: Vec<f64> = flat_direction(&model, &natural).iter().map(|v| v * natural.kappa).collect();
         let rows = per_example_grads(&model, &x, &labels, 3);
         let g: Vec<f64> = (0..scaled.len()).map(|k| rows.iter().map(|r| r[k]).sum::<f64>() / 7.0).collect();
@@ -358,7 +344,8 @@ fn zero_fisher_with_zero_floor_is_a_singular_error_and_the_floor_fixes_it() {
         .err()
         .expect("κ = 0 is an error");
     assert!(matches!(err, OptimError::SingularFisher(_)), "{err}");
-    let natural = Ngd::<B>::new(config(FisherKind::Empirical, 1e-2, 1e-10)).unwrap().natural_gradient(&model, x, y).unwrap();
+    let natural =
+        Ngd::<B>::new(config(FisherKind::Empirical, 1e-2, 1e-10)).unwrap().natural_gradient(&model, x, y).unwrap();
     assert_eq!(natural.fisher_trace, 0.0);
     assert_eq!(natural.norm, 0.0, "zero gradient, zero step");
 }

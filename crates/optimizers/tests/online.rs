@@ -118,7 +118,7 @@ impl DenseRef {
             }
         }
         let out = self.apply(x, h);
-        if self.t < INITIAL_UPDATES || self.t % h.update_period == 0 {
+        if self.t < INITIAL_UPDATES || self.t.is_multiple_of(h.update_period) {
             self.update(x, h);
         }
         self.t += 1;
@@ -170,7 +170,7 @@ fn check_against_dense(n: usize, dim: usize, calls: usize, config: OnlineNgdConf
         assert!((no / nx - 1.0).abs() < 1e-12, "call {call}: ‖X̂‖²/‖X‖² = {}", no / nx);
         // Calls 10, 11, 13, 14, 15, … (t before the call) leave the estimate unchanged.
         let t = before.t();
-        let updating = t < INITIAL_UPDATES || t % h.update_period == 0;
+        let updating = t < INITIAL_UPDATES || t.is_multiple_of(h.update_period);
         assert_eq!(kernel.t(), t + 1);
         if updating {
             assert_ne!(kernel.w(), before.w(), "call {call} should update");
@@ -341,7 +341,8 @@ fn toy_loss<BB: burn::tensor::backend::AutodiffBackend>(m: &Toy<BB>, c: &[Vec<f6
     let w = m.w.val();
     let b = m.b.val();
     let k = m.k.val();
-    (w.clone() * cw).sum() + (w.square().sum() * 0.5)
+    (w.clone() * cw).sum()
+        + (w.square().sum() * 0.5)
         + (b.clone() * cb).sum()
         + b.square().sum() * 0.5
         + (k.clone() * ck).sum()
@@ -430,7 +431,7 @@ fn optimiser_preconditions_each_axis_then_applies_nesterov_momentum() {
         let mut theta = [flat(&model.w), flat(&model.b), flat(&model.k)];
         let mut vel: [Vec<f64>; 3] = [vec![], vec![], vec![]];
         let mut w_axes = vec![AxisState::new(6, 80), AxisState::new(4, 80)];
-        let mut b_axes = vec![AxisState::new(4, 80)];
+        let mut b_axes = [AxisState::new(4, 80)];
         let mut k_axes = vec![AxisState::new(2, 80), AxisState::new(3, 80), AxisState::new(5, 80)];
         for step in 0..12 {
             let grads = toy_loss(&model, &c).backward();
@@ -438,7 +439,8 @@ fn optimiser_preconditions_each_axis_then_applies_nesterov_momentum() {
             model = next;
             let g: Vec<Vec<f64>> = (0..3).map(|i| theta[i].iter().zip(&c[i]).map(|(t, c)| t + c).collect()).collect();
             let raw_norm = g.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
-            let gt: Vec<Vec<f64>> = (0..3).map(|i| g[i].iter().zip(&theta[i]).map(|(g, t)| g + wd * t).collect()).collect();
+            let gt: Vec<Vec<f64>> =
+                (0..3).map(|i| g[i].iter().zip(&theta[i]).map(|(g, t)| g + wd * t).collect()).collect();
             let dirs = [
                 by_hand_w(&gt[0], &mut w_axes, &h, linear),
                 b_axes[0].precondition(&gt[1], 1, 4, 1, &h).unwrap(),
@@ -467,7 +469,9 @@ fn optimiser_preconditions_each_axis_then_applies_nesterov_momentum() {
             }
         }
         // The optimiser's estimates are the by-hand ones (up to the round-off of θ).
-        for (got, want) in [(opt.estimates(&model.w.id).unwrap(), &w_axes), (opt.estimates(&model.k.id).unwrap(), &k_axes)] {
+        for (got, want) in
+            [(opt.estimates(&model.w.id).unwrap(), &w_axes), (opt.estimates(&model.k.id).unwrap(), &k_axes)]
+        {
             for (a, b) in got.iter().zip(want.iter()) {
                 assert_eq!((a.t(), a.rank()), (b.t(), b.rank()));
                 assert!((a.rho() - b.rho()).abs() < 1e-10 * b.rho());
@@ -492,10 +496,7 @@ fn batch(step: usize, device: &burn::tensor::Device<Flex>) -> (Tensor<Flex, 2>, 
     for i in 0..m {
         y[i * 10 + (i * 7 + step % 4) % 10] = 1.0;
     }
-    (
-        Tensor::from_data(TensorData::new(x, [m, 784]), device),
-        Tensor::from_data(TensorData::new(y, [m, 10]), device),
-    )
+    (Tensor::from_data(TensorData::new(x, [m, 784]), device), Tensor::from_data(TensorData::new(y, [m, 10]), device))
 }
 
 type Model = slt_models::Classifier<Flex>;
@@ -655,7 +656,8 @@ fn f32_eigendecomposition_leaves_z_unresolved_and_r_not_orthonormal_on_a_bias() 
         let h = Hyper { eigen_precision: prec, ..OnlineNgdConfig::paper().hyper() };
         let mut rng = Rng(5);
         let base = rng.vec(n * dim);
-        let (first, later) = conditioning_of(dim, n, 40, &h, |_| base.iter().map(|b| 0.05 * b + 5e-4 * rng.next()).collect());
+        let (first, later) =
+            conditioning_of(dim, n, 40, &h, |_| base.iter().map(|b| 0.05 * b + 5e-4 * rng.next()).collect());
         println!(
             "{prec:?}: first call max|RRᵀ−I| {:.2e}, unresolved share {:.2}; calls 1..40 {:.2e}, {:.2}",
             first.max_orthonormality_error,
@@ -682,7 +684,10 @@ fn f64_estimates_stay_orthonormal_when_every_eigenvalue_is_resolved() {
     let h = OnlineNgdConfig::paper().hyper();
     let mut rng = Rng(3);
     let (first, later) = conditioning_of(9, 20, 30, &h, |_| rng.vec(20 * 9));
-    println!("N=20 D=9 F64: max|RRᵀ−I| {:.2e} / {:.2e}", first.max_orthonormality_error, later.max_orthonormality_error);
+    println!(
+        "N=20 D=9 F64: max|RRᵀ−I| {:.2e} / {:.2e}",
+        first.max_orthonormality_error, later.max_orthonormality_error
+    );
     for c in [first, later] {
         assert!(c.max_orthonormality_error < 1e-10, "{c:?}");
         assert_eq!(c.unresolved_eigenvalues, 0);
@@ -693,7 +698,8 @@ fn f64_estimates_stay_orthonormal_when_every_eigenvalue_is_resolved() {
     let h = OnlineNgdConfig { reorthogonalize: true, ..OnlineNgdConfig::paper() }.hyper();
     let mut rng = Rng(5);
     let base = rng.vec(16);
-    let (first, later) = conditioning_of(16, 1, 40, &h, |_| base.iter().map(|b| 0.05 * b + 5e-4 * rng.next()).collect());
+    let (first, later) =
+        conditioning_of(16, 1, 40, &h, |_| base.iter().map(|b| 0.05 * b + 5e-4 * rng.next()).collect());
     println!(
         "N=1 D=16 F64 re-orthonormalised: max|RRᵀ−I| {:.2e} / {:.2e}",
         first.max_orthonormality_error, later.max_orthonormality_error

@@ -191,7 +191,9 @@ impl Fixture {
     fn model(&self, s: usize, device: &burn::tensor::Device<Nd>) -> Mlp<Nd> {
         let w = |key: &str| {
             let (shape, v) = self.param(key, s);
-            Param::from_tensor(Tensor::<Nd, 2>::from_data(TensorData::new(v, [shape[0], shape[1]]), device).require_grad())
+            Param::from_tensor(
+                Tensor::<Nd, 2>::from_data(TensorData::new(v, [shape[0], shape[1]]), device).require_grad(),
+            )
         };
         let b = |key: &str| {
             self.arrays.contains_key(key).then(|| {

@@ -18,9 +18,7 @@ const W0: [f64; 3] = [0.0, 1.0, 3.0];
 
 fn run(config: SgdConfig, steps: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
     let device = Default::default();
-    let mut model = Point::<B> {
-        w: Param::from_tensor(Tensor::from_floats(W0, &device).require_grad()),
-    };
+    let mut model = Point::<B> { w: Param::from_tensor(Tensor::from_floats(W0, &device).require_grad()) };
     let t = Tensor::<B, 1>::from_floats(T, &device);
     let mut sgd = Sgd::new(config).unwrap();
     let mut trajectory = Vec::new();
@@ -47,7 +45,13 @@ fn by_hand(lr: f64, mu: f64, nesterov: bool, wd: f64, steps: usize) -> (Vec<Vec<
         for i in 0..3 {
             let g = (w[i] - T[i]) + wd * w[i];
             v[i] = if step == 0 { g } else { mu * v[i] + g };
-            d[i] = if mu == 0.0 { g } else if nesterov { g + mu * v[i] } else { v[i] };
+            d[i] = if mu == 0.0 {
+                g
+            } else if nesterov {
+                g + mu * v[i]
+            } else {
+                v[i]
+            };
         }
         for i in 0..3 {
             w[i] -= lr * d[i];
@@ -74,7 +78,9 @@ fn plain_sgd_first_step_is_exact() {
 
 #[test]
 fn momentum_nesterov_and_weight_decay_match_the_recursion() {
-    for (mu, nesterov, wd) in [(0.0, false, 0.0), (0.9, false, 0.0), (0.9, true, 0.0), (0.5, true, 0.1), (0.0, false, 0.2)] {
+    for (mu, nesterov, wd) in
+        [(0.0, false, 0.0), (0.9, false, 0.0), (0.9, true, 0.0), (0.5, true, 0.1), (0.0, false, 0.2)]
+    {
         let config = SgdConfig { lr: 0.05, momentum: mu, nesterov, weight_decay: wd };
         let (traj, norms) = run(config, 3);
         let (expected, expected_norms) = by_hand(0.05, mu, nesterov, wd, 3);
@@ -101,9 +107,7 @@ fn invalid_settings_are_rejected() {
 #[test]
 fn non_finite_gradient_leaves_the_model_unchanged() {
     let device = Default::default();
-    let model = Point::<B> {
-        w: Param::from_tensor(Tensor::from_floats(W0, &device).require_grad()),
-    };
+    let model = Point::<B> { w: Param::from_tensor(Tensor::from_floats(W0, &device).require_grad()) };
     let loss = (model.w.val().sqrt()).sum(); // √(0) has an infinite derivative at w = 0
     let grads = loss.backward();
     let mut sgd = Sgd::new(SgdConfig::default()).unwrap();

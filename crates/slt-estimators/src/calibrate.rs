@@ -98,9 +98,7 @@ where
     // Consistency with the next smaller stable step, per γ.
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&i, &j| {
-        (rows[i].localization, rows[i].step_size)
-            .partial_cmp(&(rows[j].localization, rows[j].step_size))
-            .unwrap()
+        (rows[i].localization, rows[i].step_size).partial_cmp(&(rows[j].localization, rows[j].step_size)).unwrap()
     });
     let mut previous: Option<usize> = None;
     for &i in &order {
@@ -113,7 +111,8 @@ where
         if let Some(p) = previous {
             let (a, b) = (rows[i].llc_mean.unwrap(), rows[p].llc_mean.unwrap());
             let se = (rows[i].llc_std.unwrap_or(0.0).powi(2) + rows[p].llc_std.unwrap_or(0.0).powi(2)).sqrt();
-            rows[i].consistent_with_smaller_step = Some((a - b).abs() <= (0.1 * b.abs()).max(2.0 * se / (base.num_chains as f64).sqrt()));
+            rows[i].consistent_with_smaller_step =
+                Some((a - b).abs() <= (0.1 * b.abs()).max(2.0 * se / (base.num_chains as f64).sqrt()));
         }
         previous = Some(i);
     }

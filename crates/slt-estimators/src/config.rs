@@ -86,11 +86,7 @@ impl SgldConfig {
     /// The paper's LLC settings: 2 chains × 1000 draws, γ = 100, ε = 1e-4, nβ = 128/ln 128,
     /// batch 128.
     pub fn paper() -> Self {
-        Self {
-            num_chains: 2,
-            num_draws: 1000,
-            ..Self::default()
-        }
+        Self { num_chains: 2, num_draws: 1000, ..Self::default() }
     }
 
     /// nβ for `n` training examples.
@@ -143,7 +139,10 @@ impl SgldConfig {
         }
         let nb = self.n_beta(n);
         if !(nb > 0.0 && nb.is_finite()) {
-            return bad("temperature", format!("nβ = {nb} must be positive and finite (batch size 1 gives m/ln m = ∞)"));
+            return bad(
+                "temperature",
+                format!("nβ = {nb} must be positive and finite (batch size 1 gives m/ln m = ∞)"),
+            );
         }
         Ok(())
     }

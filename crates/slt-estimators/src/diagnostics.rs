@@ -21,10 +21,7 @@ pub fn split_r_hat(chains: &[&[f64]]) -> Option<f64> {
     if half < 2 {
         return None;
     }
-    let halves: Vec<&[f64]> = chains
-        .iter()
-        .flat_map(|c| [&c[..half], &c[half..2 * half]])
-        .collect();
+    let halves: Vec<&[f64]> = chains.iter().flat_map(|c| [&c[..half], &c[half..2 * half]]).collect();
     let w = mean(&halves.iter().map(|h| variance(h)).collect::<Vec<_>>());
     if !(w > 0.0) {
         return None;
@@ -47,9 +44,8 @@ pub fn effective_sample_size(x: &[f64]) -> f64 {
     if !(c0 > 0.0) {
         return n as f64;
     }
-    let rho = |lag: usize| -> f64 {
-        (0..n - lag).map(|i| (x[i] - m) * (x[i + lag] - m)).sum::<f64>() / (n as f64 * c0)
-    };
+    let rho =
+        |lag: usize| -> f64 { (0..n - lag).map(|i| (x[i] - m) * (x[i + lag] - m)).sum::<f64>() / (n as f64 * c0) };
     let mut sum = 0.0;
     let mut k = 1;
     while k + 1 < n {

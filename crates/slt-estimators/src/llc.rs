@@ -206,14 +206,7 @@ fn summarise(traces: Vec<ChainTrace>, config: SgldConfig, n_beta: f64, n: usize,
     });
     let draws_len = finite.iter().map(|t| t.draws.len()).min().unwrap_or(0);
     let running_llc: Vec<f64> = (0..draws_len)
-        .map(|k| {
-            mean(
-                &finite
-                    .iter()
-                    .map(|t| n_beta * (mean(&t.draws[..=k]) - init))
-                    .collect::<Vec<_>>(),
-            )
-        })
+        .map(|k| mean(&finite.iter().map(|t| n_beta * (mean(&t.draws[..=k]) - init)).collect::<Vec<_>>()))
         .collect();
     let all_draws: Vec<f64> = finite.iter().flat_map(|t| t.draws.iter().copied()).collect();
     let mean_loss = (!all_draws.is_empty()).then(|| mean(&all_draws));
@@ -276,7 +269,8 @@ impl LlcEstimate {
         };
         // λ̂ over the first and the second half of the draws, with a standard error from the
         // chains' effective sample sizes.
-        let finite: Vec<&ChainTrace> = self.traces.iter().filter(|t| t.diverged_at.is_none() && t.draws.len() >= 8).collect();
+        let finite: Vec<&ChainTrace> =
+            self.traces.iter().filter(|t| t.diverged_at.is_none() && t.draws.len() >= 8).collect();
         if !finite.is_empty() {
             let (mut first, mut second, mut var) = (0.0, 0.0, 0.0);
             for t in &finite {

@@ -79,7 +79,8 @@ pub(crate) fn gaussian_noise(d: usize, seed: u64, step: u64) -> Vec<f32> {
     use rand::SeedableRng;
     let mut noise = vec![0f32; d];
     noise.chunks_mut(NOISE_BLOCK).enumerate().for_each(|(block, chunk)| {
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(slt_core::seed::derive_seed(seed, &[step, block as u64]));
+        let mut rng =
+            rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(slt_core::seed::derive_seed(seed, &[step, block as u64]));
         for x in chunk.iter_mut() {
             *x = rng.sample::<f64, _>(StandardNormal) as f32;
         }
@@ -122,9 +123,7 @@ where
     let star_term = w_star.clone() * (0.5 * eps * gamma);
     let c_g = 0.5 * eps * n_beta;
     let c_xi = eps.sqrt();
-    let bounds = config
-        .bounding_box
-        .map(|b| (w_star.clone() - b, w_star.clone() + b));
+    let bounds = config.bounding_box.map(|b| (w_star.clone() - b, w_star.clone() + b));
 
     let mut w = w_star.clone();
     let mut model = write_back(model, Tensor::from_inner(w.clone())).expect("layout of the same model");
@@ -140,7 +139,8 @@ where
         diverged_at: None,
     };
     // MALA state of the previous step: (w, U, ∇U).
-    let mut previous: Option<(Tensor<Inner<B>, 1>, f64, Tensor<Inner<B>, 1>)> = None;
+    type MalaState<B> = (Tensor<Inner<B>, 1>, f64, Tensor<Inner<B>, 1>);
+    let mut previous: Option<MalaState<B>> = None;
     let lr = 0.5 * eps;
     // The Gaussian noise of the next steps is drawn on a second thread while this one runs the
     // forward and backward passes (a training step leaves the other core mostly idle). It
@@ -154,52 +154,51 @@ where
                 }
             }
         });
-            for t in 0..steps {
-                let indices = batches.next(&mut rng).to_vec();
-                let batch = source.batch(&indices);
-                let loss = loss_fn.loss(&model, &batch);
-                let value = loss.clone().into_scalar().elem::<f64>();
-                if !value.is_finite() {
-                    trace.diverged_at = Some(t);
-                    on_step();
-                    break;
-                }
-                trace.step_losses.push(value);
-                let is_draw = t >= config.num_burnin && (t - config.num_burnin) % config.thin == 0;
-                if is_draw {
-                    trace.draws.push(value);
-                    let k = trace.draws.len() - 1;
-                    if k % trace.distance_stride == 0 || k + 1 == config.num_draws {
-                        trace.distances.push(sq_norm(w.clone() - w_star.clone()).sqrt());
-                    }
-                }
-                let grads = loss.backward();
-                let g = flatten_grads(&model, &grads);
-                if config.mala {
-                    // U = nβ·L_B + (γ/2)‖w − w*‖² + (λ/2)‖w‖², ∇U = nβ·g + γ(w − w*) + λw.
-                    let diff = w.clone() - w_star.clone();
-                    let u = n_beta * value + 0.5 * gamma * sq_norm(diff.clone()) + 0.5 * wd * sq_norm(w.clone());
-                    let grad_u = g.clone() * n_beta + diff * gamma + w.clone() * wd;
-                    if let Some((w_prev, u_prev, grad_prev)) = previous.take() {
-                        // log q(a | b) = −‖a − b + lr·∇U(b)‖² / (4 lr), lr = ε/2.
-                        let forward = sq_norm(w.clone() - w_prev.clone() + grad_prev * lr);
-                        let backward = sq_norm(w_prev - w.clone() + grad_u.clone() * lr);
-                        let log_ratio = u_prev - u + (forward - backward) / (4.0 * lr);
-                        trace.mala_acceptance.push(log_ratio.min(0.0).exp());
-                    }
-                    previous = Some((w.clone(), u, grad_u));
-                }
-                let noise = noise_rx.recv().expect("the noise thread runs until the chain ends");
-                let xi = Tensor::<Inner<B>, 1>::from_data(TensorData::new(noise, [d]), &device);
-                let mut next = w.clone() * c_w + star_term.clone() - g * c_g + xi * c_xi;
-                if let Some((lo, hi)) = &bounds {
-                    next = next.max_pair(lo.clone()).min_pair(hi.clone());
-                }
-                w = next;
-                model = write_back(model, Tensor::from_inner(w.clone())).expect("layout of the same model");
+        for t in 0..steps {
+            let indices = batches.next(&mut rng).to_vec();
+            let batch = source.batch(&indices);
+            let loss = loss_fn.loss(&model, &batch);
+            let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                trace.diverged_at = Some(t);
                 on_step();
+                break;
             }
+            trace.step_losses.push(value);
+            let is_draw = t >= config.num_burnin && (t - config.num_burnin).is_multiple_of(config.thin);
+            if is_draw {
+                trace.draws.push(value);
+                let k = trace.draws.len() - 1;
+                if k.is_multiple_of(trace.distance_stride) || k + 1 == config.num_draws {
+                    trace.distances.push(sq_norm(w.clone() - w_star.clone()).sqrt());
+                }
+            }
+            let grads = loss.backward();
+            let g = flatten_grads(&model, &grads);
+            if config.mala {
+                // U = nβ·L_B + (γ/2)‖w − w*‖² + (λ/2)‖w‖², ∇U = nβ·g + γ(w − w*) + λw.
+                let diff = w.clone() - w_star.clone();
+                let u = n_beta * value + 0.5 * gamma * sq_norm(diff.clone()) + 0.5 * wd * sq_norm(w.clone());
+                let grad_u = g.clone() * n_beta + diff * gamma + w.clone() * wd;
+                if let Some((w_prev, u_prev, grad_prev)) = previous.take() {
+                    // log q(a | b) = −‖a − b + lr·∇U(b)‖² / (4 lr), lr = ε/2.
+                    let forward = sq_norm(w.clone() - w_prev.clone() + grad_prev * lr);
+                    let backward = sq_norm(w_prev - w.clone() + grad_u.clone() * lr);
+                    let log_ratio = u_prev - u + (forward - backward) / (4.0 * lr);
+                    trace.mala_acceptance.push(log_ratio.min(0.0).exp());
+                }
+                previous = Some((w.clone(), u, grad_u));
+            }
+            let noise = noise_rx.recv().expect("the noise thread runs until the chain ends");
+            let xi = Tensor::<Inner<B>, 1>::from_data(TensorData::new(noise, [d]), &device);
+            let mut next = w.clone() * c_w + star_term.clone() - g * c_g + xi * c_xi;
+            if let Some((lo, hi)) = &bounds {
+                next = next.max_pair(lo.clone()).min_pair(hi.clone());
+            }
+            w = next;
+            model = write_back(model, Tensor::from_inner(w.clone())).expect("layout of the same model");
+            on_step();
+        }
     });
     trace
 }
-

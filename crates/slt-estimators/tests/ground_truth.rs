@@ -6,7 +6,9 @@ use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use slt_estimators::{estimate_llc, FnSource, LlcEstimate, SgldConfig, Temperature};
-use slt_models::toy::{half_squared_error, reduced_rank_learning_coefficient, LinearRegression, MinimallySingular, ReducedRank};
+use slt_models::toy::{
+    half_squared_error, reduced_rank_learning_coefficient, LinearRegression, MinimallySingular, ReducedRank,
+};
 
 type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>;
 
@@ -20,12 +22,16 @@ fn to_tensor(values: Vec<f64>, rows: usize, cols: usize) -> Tensor<B, 2> {
 }
 
 /// Minibatches (x[idx], y[idx]) of a regression data set.
+#[allow(clippy::type_complexity)]
 fn regression_source<'a>(
     x: &'a Tensor<B, 2>,
     y: &'a Tensor<B, 2>,
 ) -> FnSource<impl Fn(&[usize]) -> (Tensor<B, 2>, Tensor<B, 2>) + Sync + 'a> {
     FnSource::new(x.dims()[0], move |idx: &[usize]| {
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), &Default::default());
+        let idx = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]),
+            &Default::default(),
+        );
         (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
     })
 }
@@ -170,11 +176,16 @@ fn calibration_finds_a_working_step() {
     let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
     let y = model.forward(x.clone()).detach();
     let source = regression_source(&x, &y);
-    let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| half_squared_error(m.forward(x.clone()), y.clone());
+    let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| {
+        half_squared_error(m.forward(x.clone()), y.clone())
+    };
     let base = SgldConfig { num_chains: 2, ..config(1e-5, 1e4, 10.0, 400) };
     let cal = slt_estimators::calibrate(&model, &source, &loss, &base, &[1e-5, 1e-4, 1e-3, 1e-2], &[10.0]).unwrap();
     for row in &cal.rows {
-        eprintln!("ε {:e}: λ̂ {:?}, diverged {}, stable {}, {:?}", row.step_size, row.llc_mean, row.diverged_chains, row.stable, row.warnings);
+        eprintln!(
+            "ε {:e}: λ̂ {:?}, diverged {}, stable {}, {:?}",
+            row.step_size, row.llc_mean, row.diverged_chains, row.stable, row.warnings
+        );
     }
     // ε = 1e-2 makes ε·nβ·h ≫ 2: it must diverge. ε = 1e-4 is stable but biased (ε·nβ·h/4 ≈ 0.25
     // inflates the variance by a third), so it disagrees with ε = 1e-5 and 1e-5 is recommended.

@@ -19,8 +19,8 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::format_p as fmt_p;
 use crate as stats;
+use crate::format_p as fmt_p;
 
 /// The sign a claim predicts for an effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +76,8 @@ pub struct Evidence {
 /// One-sample t-test of `values` against `hypothesis`.
 pub fn one_sample(values: &[f64], hypothesis: Hypothesis, levels: &Levels) -> Result<Evidence, stats::StatsError> {
     const WHAT: &str = "one-sample t-test";
-    let s = stats::summary(values).ok_or(stats::StatsError::TooFewSamples { what: WHAT, need: 2, got: values.len() })?;
+    let s =
+        stats::summary(values).ok_or(stats::StatsError::TooFewSamples { what: WHAT, need: 2, got: values.len() })?;
     if s.n < 2 {
         return Err(stats::StatsError::TooFewSamples { what: WHAT, need: 2, got: s.n });
     }
@@ -186,7 +187,11 @@ pub fn decide(samples: &Samples, hypothesis: Hypothesis, levels: &Levels) -> Ver
     };
     let a = levels.alpha;
     if e.p_claim < a {
-        return Verdict { outcome: Outcome::Holds, reason: format!("p = {} < {a} in the claimed direction", fmt_p(e.p_claim)), evidence: ev };
+        return Verdict {
+            outcome: Outcome::Holds,
+            reason: format!("p = {} < {a} in the claimed direction", fmt_p(e.p_claim)),
+            evidence: ev,
+        };
     }
     if e.p_against < a {
         return Verdict {
@@ -214,7 +219,6 @@ pub fn decide(samples: &Samples, hypothesis: Hypothesis, levels: &Levels) -> Ver
 
 // ---------------------------------------------------------------------------------------------
 // What the profile declares.
-
 
 #[cfg(test)]
 mod tests {

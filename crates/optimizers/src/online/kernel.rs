@@ -228,7 +228,7 @@ impl AxisState {
     /// A fresh, uninitialised estimate for an axis of dimension `dim`, of rank
     /// min(⌊(D+1)/2⌋, `max_rank`) (0, a no-op, when D = 1).
     pub fn new(dim: usize, max_rank: usize) -> Self {
-        let rank = if dim <= 1 { 0 } else { ((dim + 1) / 2).min(max_rank).max(1) };
+        let rank = if dim <= 1 { 0 } else { dim.div_ceil(2).min(max_rank).max(1) };
         Self { dim, rank, t: 0, rho: 0.0, d: Vec::new(), w: Vec::new() }
     }
 
@@ -351,7 +351,7 @@ impl AxisState {
     /// One call on X: returns X̂ = X − X·Wᵀ·W (with the W before any update) and, on update
     /// calls, replaces (W, d, ρ) by their successors. Increments t.
     fn step_internal(&mut self, x: View<'_>, h: &Hyper, conditioning: &mut Conditioning) -> Vec<f64> {
-        let updating = self.t < INITIAL_UPDATES || self.t % h.update_period == 0;
+        let updating = self.t < INITIAL_UPDATES || self.t.is_multiple_of(h.update_period);
         self.t += 1;
         let (n, dd, r) = (x.rows, self.dim, self.rank);
         let w = View::rm(&self.w, r, dd);
@@ -467,7 +467,8 @@ impl AxisState {
         prec.round_all(&mut self.w);
         self.d = d1;
         self.rho = rho1;
-        conditioning.max_orthonormality_error = conditioning.max_orthonormality_error.max(self.orthonormality_error(h.alpha));
+        conditioning.max_orthonormality_error =
+            conditioning.max_orthonormality_error.max(self.orthonormality_error(h.alpha));
         xhat
     }
 
@@ -497,7 +498,8 @@ impl AxisState {
 /// orthogonal to the previous rows. Deterministic.
 fn reorthonormalise(w: &mut [f64], sqrt_e: &[f64], dim: usize) {
     let r = sqrt_e.len();
-    let mut rows: Vec<Vec<f64>> = (0..r).map(|i| w[i * dim..(i + 1) * dim].iter().map(|v| v / sqrt_e[i]).collect()).collect();
+    let mut rows: Vec<Vec<f64>> =
+        (0..r).map(|i| w[i * dim..(i + 1) * dim].iter().map(|v| v / sqrt_e[i]).collect()).collect();
     let mut next_basis = 0;
     for i in 0..r {
         for _pass in 0..2 {

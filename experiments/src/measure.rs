@@ -42,8 +42,8 @@ pub fn llc_of_classifier<B: AutodiffBackend>(
     estimate
 }
 
-/// What to measure at a trained point (DESIGN.md 4): λ̂ at one or more SGLD step sizes, WBIC
-/// (or n·E_β[L] at other temperatures), Tr(H) by Hutchinson and the gradient norm.
+/// What to measure at a trained point (the paper's measurements): λ̂ at one or more SGLD step sizes, WBIC
+/// (or n·E_β\[L\] at other temperatures), Tr(H) by Hutchinson and the gradient norm.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MeasureConfig {
     /// SGLD settings; `step_size` and `seed` are replaced per measurement.
@@ -67,10 +67,10 @@ pub struct MeasureConfig {
     pub spectrum_at_end: bool,
 }
 
-/// A λ̂ protocol whose estimates the estimator's own diagnostics accept (DESIGN.md 3.4, 7):
+/// A λ̂ protocol whose estimates the estimator's own diagnostics accept:
 /// enough burn-in and draws that λ̂ has flattened, several chains (R-hat), and ε, γ such that
 /// the chains do not sit at the localisation scale √(d/γ). With `calibration`, ε and γ are
-/// chosen per run by [`slt_estimators::calibrate`] at its first measured epoch (short chains
+/// chosen per run by [`slt_estimators::calibrate()`] at its first measured epoch (short chains
 /// over the grid; the largest accepted ε, see [`choose_validated`]) and kept for its later
 /// epochs; otherwise `sgld`'s own ε and γ are used.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -144,7 +144,7 @@ pub struct LlcPoint {
     pub sgld_step: f64,
     pub llc_mean: Option<f64>,
     pub llc_std: Option<f64>,
-    /// n·E_β[L]: the WBIC when `is_wbic`.
+    /// n·E_β\[L\]: the WBIC when `is_wbic`.
     pub n_expected_loss: Option<f64>,
     pub is_wbic: bool,
     pub n_beta: f64,
@@ -204,7 +204,7 @@ pub struct Measurement {
 
 /// The (ε, γ) of a calibration sweep the validated protocol takes: among the grid points that
 /// pass every stability check and whose chains do not sit at the localisation scale, the
-/// largest ε that is consistent with the next smaller one (see [`slt_estimators::calibrate`]),
+/// largest ε that is consistent with the next smaller one (see [`slt_estimators::calibrate()`]),
 /// else the smallest such ε; `None` when no grid point qualifies.
 pub fn choose_validated(cal: &slt_estimators::Calibration) -> Option<(f64, f64)> {
     let accepted = |r: &&slt_estimators::CalibrationRow| {

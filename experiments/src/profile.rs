@@ -469,7 +469,7 @@ pub enum QuantityKind {
     Llc,
     /// Tr(H) by Hutchinson.
     Trace,
-    /// n·E_β[L] (the WBIC at nβ = n/ln n).
+    /// n·E_β\[L\] (the WBIC at nβ = n/ln n).
     NExpectedLoss,
 }
 

@@ -1,4 +1,4 @@
-//! Figures and `report.md`: for each of the paper's four claims (DESIGN.md 1) the setting, the
+//! Figures and `report.md`: for each of the paper's four claims (paper §1) the setting, the
 //! primary test declared in the profile, its verdict under the paper's λ̂ protocol and under the
 //! validated one ([`crate::verdict`] states the rule), the Holm-corrected secondary tests, our
 //! numbers (mean ± std over seeds) and the figures, computed from the run folders.
@@ -683,7 +683,7 @@ fn claim2_details(
         md,
         "Suite `s2-smoothing`: {} on {}, arms {:?}; α ∈ {:?} (ε at the arm's value) and ε ∈ {:?} (α at the arm's value); seeds {:?}, {} epochs. \
          η·‖d‖ is the lr times the mean norm of the preconditioned direction over the run's steps: the step length, which must not \
-         move with the smoothing if the sweep is to measure the smoothing and not the learning rate (DESIGN.md 7).\n",
+         move with the smoothing if the sweep is to measure the smoothing and not the learning rate.\n",
         s2.model, s2.dataset, s2.arms, s2.alphas, s2.fisher_epsilons, s2.seeds, s2.epochs
     );
     diverged_line(md, runs);

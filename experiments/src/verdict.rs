@@ -1,4 +1,4 @@
-//! The verdict engine: pre-registered tests of the paper's claims (DESIGN.md 7), as pure
+//! The verdict engine: pre-registered tests of the paper's claims (one primary test each, α = 0.05), as pure
 //! functions of run records, so that every outcome can be unit-tested on synthetic records.
 //!
 //! **The design.** Each claim has one *primary* test, declared in the profile's `analysis`

@@ -161,11 +161,11 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
     println!("  matmul floor of a step (same products, no autodiff): {:.3} ms", 1e3 * t_gemm);
     println!("  ratio step / matmul floor: {:.2}", t_step / t_gemm);
     println!("  ratio epoch / (steps x step): {:.2}", epoch / (steps as f64 * t_step));
-    println!("  reference (DESIGN.md 6, idle machine): PyTorch 0.97 s/epoch (2.06 ms/step); target <= 1.0 s, no worse than 1.3 s");
+    println!("  reference (measured on an idle 2-core machine): PyTorch 0.97 s/epoch (2.06 ms/step); target <= 1.0 s, no worse than 1.3 s");
     Ok(())
 }
 
-/// Natural-gradient steps against the SGD step measured above in the same run (DESIGN.md 6:
+/// Natural-gradient steps against the SGD step measured above in the same run (target:
 /// the exact batch-Fisher step should cost at most 2x an SGD step; PyTorch measured 2.0).
 fn bench_ngd<B: AutodiffBackend>(
     device: &B::Device,

@@ -1,4 +1,5 @@
 //! `cargo xtask`: the project's command line. See `cargo xtask --help`.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)] // clap doc comments are --help text, not rustdoc
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,6 @@
 //! Speed of the exact Hessian-vector product against a gradient, measured in the same run
-//! (DESIGN.md section 6: HVP ≤ 3× a gradient; PyHessian: 13.3 ms per HVP and 1.75 s for a
-//! 100-probe trace on 1,000 examples on a 2-core machine of this kind).
+//! (target: an HVP costs at most 3× a gradient; PyHessian measured 13.3 ms per HVP and 1.75 s
+//! for a 100-probe trace on 1,000 examples on a 2-core machine of this kind).
 //!
 //! MLP 784-256-256-10 (`mlp-2x256`, d = 269,322), 1,000 random examples in one batch, f32 on
 //! `burn_flex::Flex`. Prints medians of several repetitions, interleaved so that both sides

@@ -1,5 +1,5 @@
 //! Curvature of the loss of **any** burn model: Hessian-vector products, trace, extreme
-//! eigenvalues and spectral density (DESIGN.md section 3.5; PyHessian, Yao et al. 2020).
+//! eigenvalues and spectral density (the algorithms of PyHessian, Yao et al. 2020).
 //!
 //! * [`HessianVectorProduct`]: the operator v ↦ Hv all algorithms use. Implemented by
 //!   [`ExactHvp`] (double backward on `Autodiff<Autodiff<F>>`: exact), by

@@ -65,7 +65,7 @@ fn mean_and_std_error(samples: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
-/// Hutchinson's estimator: tr(H) = E[zᵀHz] for Rademacher z (zᵢ = ±1), estimated by the mean
+/// Hutchinson's estimator: tr(H) = E\[zᵀHz\] for Rademacher z (zᵢ = ±1), estimated by the mean
 /// of n samples with standard error s/√n; the variance of one sample is
 /// 2(‖H‖_F² − Σᵢ Hᵢᵢ²) (Hutchinson 1989; Avron & Toledo 2011). Probe i uses the seed path
 /// `[PROBES, 0, i]` of `options.seed`, so a longer run extends a shorter one.

@@ -1,6 +1,6 @@
-//! The models of the slt toolkit, written so that burn can differentiate them twice
-//! (DESIGN.md section 2): [`Mlp`] (784 → [width] × depth → 10, ReLU), [`LeNet5`] with optional
-//! extra convolutions, the building blocks in [`layers`], the categorical negative
+//! The models of the slt toolkit, written so that burn can differentiate them twice (every op
+//! has a second derivative under nested autodiff): [`Mlp`] (784 → \[width\] × depth → 10, ReLU),
+//! [`LeNet5`] with optional extra convolutions, the building blocks in [`layers`], the categorical negative
 //! log-likelihood in [`loss`], and model names (`mlp-2x256`, `lenet5-e1`) in [`spec`].
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! Multi-layer perceptron 784 → [width] × depth → 10 with ReLU (the paper's MLPs).
+//! Multi-layer perceptron 784 → \[width\] × depth → 10 with ReLU (the paper's MLPs).
 
 use burn::module::Module;
 use burn::tensor::activation::relu;

@@ -1,4 +1,5 @@
-//! Models whose learning coefficient λ is known, for validating estimators (DESIGN.md §5).
+//! Models whose learning coefficient λ is known, for validating estimators (the
+//! ground-truth cases of the estimator tests).
 //! All are regressions with Gaussian noise of unit variance: per-example loss
 //! ℓᵢ = ½‖yᵢ − f(xᵢ, w)‖² (the negative log-likelihood up to a constant), see [`half_squared_error`].
 

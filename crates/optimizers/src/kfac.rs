@@ -1,6 +1,6 @@
 //! K-FAC: natural gradient descent with a Kronecker-factored approximation of the Fisher
 //! (Martens & Grosse 2015, "Optimizing neural networks with Kronecker-factored approximate
-//! curvature", ICML), damped with the paper's κ rule (DESIGN.md §3.3):
+//! curvature", ICML), damped with the paper's κ rule:
 //!
 //! w ← w − η·(F̂ + κI)⁻¹g,   κ = (α/d)·max(tr F̂, ε),
 //!

@@ -1,7 +1,8 @@
 //! Optimisers for any burn module, each reporting the norm of the update it applies.
 //!
-//! Today: [`Sgd`] — momentum, Nesterov, weight decay, PyTorch's semantics. The natural-gradient
-//! family (exact batch-Fisher NGD, the paper's online NGD, K-FAC) is the next issue.
+//! [`Sgd`] — momentum, Nesterov, weight decay, PyTorch's semantics — and the natural-gradient
+//! family: [`Ngd`] (exact minibatch Fisher via the push-through identity), the paper's online
+//! NGD ([`online`]), and [`Kfac`] (Kronecker-factored Fisher), all damped by κ = (α/d)·max(tr F, ε).
 //!
 //! ```
 //! use burn::tensor::Tensor;

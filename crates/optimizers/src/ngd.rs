@@ -1,5 +1,5 @@
 //! Natural gradient descent with the minibatch Fisher, exactly as the paper states it
-//! (Saghir et al. 2024, §2; DESIGN.md §3.3):
+//! (Saghir et al. 2024, §2):
 //!
 //! w ← w − η·F_s⁻¹g,   F_s = F + κI,   κ = (α/d)·max(tr F, ε),
 //!
@@ -16,7 +16,7 @@
 //! per-example gradients.
 //!
 //! **Which Fisher.** ỹᵢ is drawn from the model's own predictive distribution
-//! ([`FisherKind::Sampled`], the default): then E[F] is the Fisher information, the metric NGD is
+//! ([`FisherKind::Sampled`], the default): then E\[F\] is the Fisher information, the metric NGD is
 //! defined with. With ỹᵢ = yᵢ ([`FisherKind::Empirical`]) F is the "empirical Fisher", which is
 //! cheaper (one backward pass instead of two) but is not the Fisher away from a perfect fit and
 //! can give a very different step (Kunstner et al. 2019, "Limitations of the empirical Fisher
@@ -95,7 +95,7 @@ pub struct NgdConfig {
     #[serde(default)]
     pub seed: u64,
     /// Rescale every F_s⁻¹g to the raw gradient's norm ‖g‖ before momentum, as the paper's code
-    /// does for its online NGD (DESIGN.md 7): the step length is then η·‖g‖ whatever α and ε
+    /// does for its online NGD (cxtraa/ngd_with_slt, which its text does not say): the step length is then η·‖g‖ whatever α and ε
     /// are, so a sweep over the smoothing changes the direction only. With the sampled batch
     /// Fisher, F_s⁻¹g = Σₖ(λₖ+κ)⁻¹uₖuₖᵀg + κ⁻¹(I−P)g, whose length scales as 1/κ ∝ 1/α.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -104,8 +104,8 @@ pub struct NgdConfig {
 
 impl NgdConfig {
     /// The paper's settings: α = 1e-2, ε = 1e-10, η = 1e-2, momentum 0.9 with Nesterov (the
-    /// paper's code used it for both optimisers). Note DESIGN.md §3.3: with the exact batch
-    /// Fisher this η is far below the step's natural scale.
+    /// paper's code used it for both optimisers). With the exact batch Fisher and no
+    /// normalisation this η is far above the step's stable scale: ‖F_s⁻¹g‖ ≈ ‖g‖/κ, see `normalize`.
     pub fn paper() -> Self {
         Self {
             lr: 1e-2,

@@ -64,7 +64,7 @@
 //!
 //! * All estimate arithmetic is f64 on the host by default; the direction is cast back to the
 //!   backend's float type. The public code runs in the parameters' dtype, f32, and that is
-//!   *not* a harmless rounding difference (DESIGN.md section 7): in f32 most eigenvalues of
+//!   *not* a harmless rounding difference (measured in `tests/online.rs`): in f32 most eigenvalues of
 //!   Z_t for bias vectors and for axes with fewer gradient rows than the rank fall below f32
 //!   resolution (the floor ((1−η)ρ)² does not catch them) and come back as rounding noise, R
 //!   stops being orthonormal, and the preconditioner applied is not the one the equations
@@ -432,7 +432,7 @@ fn state_key(param: &str, axis: usize) -> String {
 
 impl<B: AutodiffBackend> crate::OptimizerState<B> for OnlineNgd<B> {
     /// The inner SGD's `velocity`, and per parameter and axis of dimension > 1 an entry
-    /// `online_ngd.<param>.axis<k>` = [t, ρ, d (R), W (R·D, row-major)], or [0] before the
+    /// `online_ngd.<param>.axis<k>` = \[t, ρ, d (R), W (R·D, row-major)\], or \[0\] before the
     /// parameter's first step.
     fn export_state<M: AutodiffModule<B>>(&self, model: &M) -> Vec<(String, Vec<f64>)> {
         let mut out = self.sgd.export_state(model);

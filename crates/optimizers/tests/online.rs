@@ -644,7 +644,7 @@ fn f32_eigendecomposition_leaves_z_unresolved_and_r_not_orthonormal_on_a_bias() 
     // A bias-like axis: one gradient row (N = 1 < R = 8, D = 16), pointing in nearly the same
     // direction at every step, as near a minimum. The estimate concentrates on that direction,
     // the other eigenvalues of Z_t sit near the floor ((1−η)ρ)² ≈ 1e-8 of the largest: resolved
-    // in f64, rounding noise in f32 (DESIGN.md section 7). Measured (nalgebra's eigensolvers):
+    // in f64, rounding noise in f32. Measured (nalgebra's eigensolvers):
     //   F64: first call max|RRᵀ−I| 3.0, unresolved share 0.22; calls 1..40: 2.9, 0.00
     //   F32: first call 1.5e4, 0.44; calls 1..40: 2.3e2, 0.76.
     // F64 is not orthonormal either: the very first update runs at ρ = ε = 1e-10, where the

@@ -29,7 +29,7 @@ pub enum InitLoss {
 /// SGLD / LLC settings. Defaults follow devinterp 2.x where it has one: 4 chains × 200 draws,
 /// no burn-in, every step a draw, nβ = m/ln m, batch 128, no MALA diagnostic; γ = 100 and
 /// ε = 1e-4 are the paper's (devinterp has no default for them). None of these is right for
-/// every model: run [`crate::calibrate`] and report λ̂ at more than one step size.
+/// every model: run [`crate::calibrate()`] and report λ̂ at more than one step size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SgldConfig {
     /// SGLD step size ε (`sgld_step`; the paper's ε, not the NGD floor).
@@ -101,7 +101,7 @@ impl SgldConfig {
         }
     }
 
-    /// Whether nβ is Watanabe's n/ln n, so that n·E_β[L] is the WBIC.
+    /// Whether nβ is Watanabe's n/ln n, so that n·E_β\[L\] is the WBIC.
     pub fn is_wbic_temperature(&self) -> bool {
         matches!(self.temperature, Temperature::Watanabe)
     }

@@ -3,8 +3,8 @@
 //! λ̂(w*) = nβ · (E_β[L_B(w)] − L(w*)),
 //!
 //! the expectation taken over the SGLD draws of each chain (λ̂_c per chain; mean and standard
-//! deviation over the chains that did not diverge). With nβ = n/ln n, n·E_β[Lₙ] is the WBIC
-//! (Watanabe 2013); at any other temperature we report n·E_β[L] with the β used.
+//! deviation over the chains that did not diverge). With nβ = n/ln n, n·E_β\[Lₙ\] is the WBIC
+//! (Watanabe 2013); at any other temperature we report n·E_β\[L\] with the β used.
 
 use std::time::Instant;
 
@@ -62,9 +62,9 @@ pub struct LlcEstimate {
     pub d: usize,
     /// L(w*).
     pub init_loss: f64,
-    /// n·E_β[L] over the finite chains' draws.
+    /// n·E_β\[L\] over the finite chains' draws.
     pub n_expected_loss: Option<f64>,
-    /// The WBIC: n·E_β[L] at nβ = n/ln n (`None` at other temperatures).
+    /// The WBIC: n·E_β\[L\] at nβ = n/ln n (`None` at other temperatures).
     pub wbic: Option<f64>,
     /// Per-chain summaries.
     pub chains: Vec<ChainSummary>,
@@ -248,7 +248,7 @@ fn summarise(traces: Vec<ChainTrace>, config: SgldConfig, n_beta: f64, n: usize,
 
 impl LlcEstimate {
     /// Adds the quadratic prediction nβ·Tr(H)/(2γ) for a known Hessian trace and re-runs the
-    /// diagnostics (DESIGN.md 3.4: a λ̂ equal to it measures curvature under the localiser).
+    /// diagnostics (a λ̂ equal to it measures the curvature under the localiser, not λ).
     pub fn with_hessian_trace(mut self, trace: f64) -> Self {
         if self.config.localization > 0.0 {
             self.quadratic_prediction = Some(self.n_beta * trace / (2.0 * self.config.localization));

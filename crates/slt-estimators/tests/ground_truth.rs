@@ -1,4 +1,4 @@
-//! λ̂ against models whose learning coefficient is known (DESIGN.md §5). Every test states its
+//! λ̂ against models whose learning coefficient is known. Every test states its
 //! hyperparameters, seed and tolerance; the data are noiseless, so w* is an exact minimum of Lₙ
 //! with Lₙ(w*) = 0 and Lₙ = Kₙ (the empirical KL divergence up to the noise constant).
 

@@ -153,7 +153,7 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> Result<TTest, StatsError> {
     Ok(TTest { t, df, p_value: two_sided_p(t, df), mean_diff, std_error })
 }
 
-/// Paired t-test of mean(a − b) = 0 (scipy's `ttest_rel(a, b)`): a[i] and b[i] are measured on
+/// Paired t-test of mean(a − b) = 0 (scipy's `ttest_rel(a, b)`): a\[i\] and b\[i\] are measured on
 /// the same unit (e.g. the same seed). Needs n ≥ 2 pairs; constant differences give
 /// [`StatsError::ZeroVariance`].
 pub fn paired_t_test(a: &[f64], b: &[f64]) -> Result<TTest, StatsError> {

@@ -52,7 +52,7 @@ pub struct Hyper {
 ///   f32). Its result depends on the f32 eigensolver: on MNIST MLPs most eigenvalues of Z_t for
 ///   bias vectors and for axes with fewer gradient rows than the rank lie below f32 resolution
 ///   (the floor ((1−η)ρ)² ≈ 2.5e-9 × the largest does not catch them), come back as rounding
-///   noise, and R stops being orthonormal (DESIGN.md section 7). See [`Conditioning`].
+///   noise, and R stops being orthonormal (measured in `tests/online.rs`). See [`Conditioning`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EigenPrecision {

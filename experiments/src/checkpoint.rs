@@ -67,11 +67,18 @@ pub fn load<B: AutodiffBackend>(
     let meta = header.metadata().clone().unwrap_or_default();
     let stored: TrainConfig = serde_json::from_str(meta.get("config").map(String::as_str).unwrap_or("null"))
         .with_context(|| format!("{}: checkpoint without a valid config", file.display()))?;
-    if &stored != config {
-        return Ok(None);
-    }
     let metrics: Vec<EpochMetrics> = serde_json::from_str(meta.get("metrics").map(String::as_str).unwrap_or("[]"))
         .with_context(|| format!("{}: checkpoint without valid metrics", file.display()))?;
+    if &stored != config {
+        eprintln!(
+            "{}: the checkpoint after {} epoch(s) belongs to another configuration ({}); discarding it and \
+             starting at epoch 1",
+            file.display(),
+            metrics.len(),
+            config_changes(&stored, config).join(", ")
+        );
+        return Ok(None);
+    }
     let tensors = SafeTensors::deserialize(&buffer)?;
     let model = fill_model(fresh_model, &tensors, &file)?;
     let mut state = HashMap::new();
@@ -83,4 +90,63 @@ pub fn load<B: AutodiffBackend>(
     }
     optimizer.import_state(&model, &state).with_context(|| format!("{}: optimiser state", file.display()))?;
     Ok(Some(Resumed { model, optimizer, metrics }))
+}
+
+/// The settings that differ between two configurations, as `key: old → new` (dotted paths into
+/// the configuration's JSON form), for saying what a restart with other flags discards.
+pub fn config_changes(old: &TrainConfig, new: &TrainConfig) -> Vec<String> {
+    fn walk(path: &str, old: &serde_json::Value, new: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value;
+        match (old, new) {
+            (Value::Object(a), Value::Object(b)) => {
+                let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    walk(&child, a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null), out);
+                }
+            }
+            (a, b) if a != b => out.push(format!("{path}: {a} → {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let (old, new) = (serde_json::to_value(old), serde_json::to_value(new));
+    match (old, new) {
+        (Ok(old), Ok(new)) => walk("", &old, &new, &mut out),
+        _ => out.push("the configurations cannot be compared".into()),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_changes_name_each_changed_setting_with_both_values() {
+        let old = TrainConfig {
+            dataset: slt_datasets::DatasetKind::Mnist,
+            model: "mlp-1x16".parse().unwrap(),
+            optimizer: crate::config::OptimizerConfig::Sgd(slt_optimizers::SgdConfig::default()),
+            epochs: 3,
+            batch_size: 128,
+            seed: 0,
+            split: Default::default(),
+            eval_train: false,
+            measure: None,
+            start_from: None,
+        };
+        assert!(config_changes(&old, &old).is_empty());
+        let mut new = old.clone();
+        new.seed = 7;
+        new.epochs = 5;
+        new.optimizer = crate::config::OptimizerConfig::Sgd(slt_optimizers::SgdConfig {
+            lr: 0.5,
+            ..slt_optimizers::SgdConfig::default()
+        });
+        let changes = config_changes(&old, &new);
+        assert_eq!(changes, vec!["epochs: 3 → 5", "optimizer.lr: 0.01 → 0.5", "seed: 0 → 7"]);
+    }
 }

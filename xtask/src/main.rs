@@ -187,7 +187,10 @@ fn reproduce(suites: &[&str], args: ReproduceArgs) -> anyhow::Result<()> {
 /// Fetches what is missing of `datasets` into `data_dir`, printing one line per file.
 pub(crate) fn fetch(datasets: &[DatasetKind], data_dir: &std::path::Path, from: Option<&str>) -> anyhow::Result<()> {
     let manifest = Manifest::builtin();
-    let sources = from.map(|f| vec![Source::parse(f)]).unwrap_or_else(default_sources);
+    let sources = match from {
+        Some(f) => vec![Source::parse(f).context("--from")?],
+        None => default_sources(),
+    };
     for kind in datasets {
         fetch_dataset(&manifest, kind.name(), data_dir, &sources, |file, status| match status {
             FileStatus::Present => eprintln!("{kind}/{file}: present, SHA-256 ok"),

@@ -72,11 +72,32 @@ fn bad_flags_name_the_flag() {
         (vec!["train", "--backend", "cuda", "--out", o, "--data-dir", d], "--backend"),
         (vec!["train", "--optimizer", "adam", "--out", o, "--data-dir", d], "--optimizer"),
         (vec!["reproduce-all", "--profile", "nope"], "profile 'nope'"),
+        (vec!["fetch-data", "--from", "ftp://example.org/x", "--data-dir", o], "--from: unsupported source 'ftp://"),
     ] {
         let (ok, text) = xtask(&args);
         assert!(!ok, "{args:?} must fail");
         assert!(text.contains(expected), "{args:?}: {text}");
     }
+}
+
+#[test]
+fn a_failed_write_names_the_file_and_the_os_error_once() {
+    // /proc accepts no new directories, even for root.
+    let d = data_dir();
+    let (ok, text) = xtask(&[
+        "train",
+        "--model",
+        "mlp-1x4",
+        "--epochs",
+        "1",
+        "--data-dir",
+        d.to_str().unwrap(),
+        "--out",
+        "/proc/slt-run",
+    ]);
+    assert!(!ok);
+    assert!(text.contains("/proc/slt-run/"), "{text}");
+    assert_eq!(text.matches("os error").count(), 1, "{text}");
 }
 
 #[test]

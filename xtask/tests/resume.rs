@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use slt_datasets::testing::real_data_dir as data_dir;
 
 fn train_command(out: &Path) -> Command {
+    train_command_with_seed(out, "5")
+}
+
+fn train_command_with_seed(out: &Path, seed: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.args([
         "train",
@@ -25,7 +29,7 @@ fn train_command(out: &Path) -> Command {
         "--lr",
         "0.02",
         "--seed",
-        "5",
+        seed,
         "--data-dir",
         data_dir().to_str().unwrap(),
         "--out",
@@ -143,4 +147,26 @@ fn reproduce_all_killed_twice_gives_the_same_report() {
     assert!(reproduce_command(cut.path()).status().unwrap().success());
     assert_eq!(finished_runs(cut.path()), total);
     assert_eq!(report_without_times(whole.path()), report_without_times(cut.path()));
+}
+
+#[test]
+fn restart_with_other_flags_says_what_it_discards() {
+    let cut = tempfile::tempdir().unwrap();
+    let mut child = train_command(cut.path()).spawn().unwrap();
+    let started = Instant::now();
+    while !cut.path().join("checkpoint.safetensors").exists() && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!cut.path().join("summary.json").exists(), "the run finished before it could be killed");
+    // The same run, one flag changed: it must start over and say which settings differ.
+    let mut again = train_command_with_seed(cut.path(), "6");
+    again.stderr(Stdio::piped());
+    let out = again.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("discarding it") && stderr.contains("seed: 5 → 6"), "{stderr}");
+    let epochs: Vec<u64> = metrics_without_time(cut.path()).iter().map(|row| row["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, vec![1, 2, 3]);
 }

@@ -23,13 +23,18 @@ pub enum Source {
 }
 
 impl Source {
-    /// `http(s)://…` is a URL base, anything else a directory.
-    pub fn parse(s: &str) -> Self {
+    /// `http(s)://…` is a URL base, anything without a `scheme://` prefix a directory; any other
+    /// scheme (`ftp://`, `file://`, …) is refused rather than taken for a directory name.
+    pub fn parse(s: &str) -> Result<Self> {
         if s.starts_with("http://") || s.starts_with("https://") {
-            Source::UrlBase(s.to_string())
-        } else {
-            Source::Dir(PathBuf::from(s))
+            return Ok(Source::UrlBase(s.to_string()));
         }
+        if let Some((scheme, _)) = s.split_once("://") {
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+                return Err(DataError::UnsupportedSource(s.to_string()));
+            }
+        }
+        Ok(Source::Dir(PathBuf::from(s)))
     }
 }
 

@@ -8,20 +8,13 @@ pub enum DataError {
     /// The file is not there.
     #[error("{path}: file not found ({hint})")]
     Missing { path: PathBuf, hint: String },
-    /// Reading or writing failed.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The gzip stream is corrupt or truncated.
-    #[error("{path}: broken gzip stream: {source}")]
-    Gzip {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Reading or writing failed. The OS error is part of the message and deliberately not a
+    /// `source()`, so that printing the error chain (`{:#}`) does not say it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    /// The gzip stream is corrupt or truncated (the decoder's error is part of the message).
+    #[error("{path}: broken gzip stream: {error}")]
+    Gzip { path: PathBuf, error: std::io::Error },
     /// The file is shorter than an IDX header.
     #[error("{path}: truncated IDX file: {len} bytes, shorter than the {header}-byte header")]
     TruncatedHeader { path: PathBuf, len: usize, header: usize },
@@ -49,6 +42,9 @@ pub enum DataError {
     #[error("could not fetch {file}: every source failed:\n  {}", attempts.join("\n  "))]
     Download { file: String, attempts: Vec<String> },
     /// A dataset name that the manifest does not know.
+    /// A `--from` source with a URL scheme other than http(s).
+    #[error("unsupported source '{0}': expected an http:// or https:// URL base, or a directory")]
+    UnsupportedSource(String),
     #[error("unknown dataset '{0}' (expected one of: mnist, fashion-mnist)")]
     UnknownDataset(String),
     /// The manifest is malformed.
@@ -62,7 +58,7 @@ pub enum DataError {
 pub type Result<T> = std::result::Result<T, DataError>;
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
-    move |source| DataError::Io { path: path.to_path_buf(), source }
+    move |error| DataError::Io { path: path.to_path_buf(), error }
 }
 
 /// Reads a data file; a missing file is [`DataError::Missing`] with the hint to fetch the data.

@@ -29,7 +29,7 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip { path: path.to_path_buf(), source })?;
+            .map_err(|error| DataError::Gzip { path: path.to_path_buf(), error })?;
         Ok(out)
     } else {
         Ok(raw)

@@ -138,14 +138,24 @@ fn url_base_source() {
     let manifest = manifest(vec![], &files);
     let data = tempfile::tempdir().unwrap();
     // A URL base is laid out as <base>/<dataset>/<file>.
-    let err =
-        fetch_dataset(&manifest, "tiny", data.path(), &[Source::parse(&format!("{}/bad404", server.base))], |_, _| {})
-            .unwrap_err();
+    let err = fetch_dataset(
+        &manifest,
+        "tiny",
+        data.path(),
+        &[Source::parse(&format!("{}/bad404", server.base)).unwrap()],
+        |_, _| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("/bad404/tiny/a-labels.gz: HTTP 404"), "{err}");
     let good = format!("{}/good", server.base);
-    let report = fetch_dataset(&manifest, "tiny", data.path(), &[Source::parse(&good)], |_, _| {}).unwrap();
+    let report = fetch_dataset(&manifest, "tiny", data.path(), &[Source::parse(&good).unwrap()], |_, _| {}).unwrap();
     assert_eq!(report[0].1, FileStatus::Fetched(format!("{good}/tiny/a-labels.gz")));
     assert_eq!(std::fs::read(data.path().join("tiny/b-labels.gz")).unwrap(), files["b-labels.gz"]);
-    assert_eq!(Source::parse("../shared/datasets"), Source::Dir("../shared/datasets".into()));
-    assert_eq!(Source::parse("https://example.org/d"), Source::UrlBase("https://example.org/d".into()));
+    assert_eq!(Source::parse("../shared/datasets").unwrap(), Source::Dir("../shared/datasets".into()));
+    assert_eq!(Source::parse("https://example.org/d").unwrap(), Source::UrlBase("https://example.org/d".into()));
+    // Another scheme is not a directory name: refused, naming what was given and what is expected.
+    for other in ["ftp://example.org/d", "file:///tmp/d", "s3://bucket/d"] {
+        let err = Source::parse(other).unwrap_err().to_string();
+        assert!(err.contains(other) && err.contains("https://"), "{err}");
+    }
 }

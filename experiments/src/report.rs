@@ -437,8 +437,6 @@ fn claim1_details(
     fig_dir: &Path,
 ) -> anyhow::Result<()> {
     let s1 = &options.profile.s1;
-    let steps = &options.profile.measure.sgld_steps;
-    let base = &options.results_dir;
     let _ = writeln!(
         md,
         "Suite `s1-sgd-vs-ngd`: {:?} × {:?}, seeds {:?}, {} epochs, arms {:?} (reference `{}`). Final-epoch values, mean ± std over seeds.\n",
@@ -450,15 +448,30 @@ fn claim1_details(
         s1.arms[0]
     );
     diverged_line(md, runs);
-    let reference = &s1.arms[0];
-    let cell = |dataset: slt_datasets::DatasetKind, model: slt_models::ModelSpec, arm: &str| -> Vec<&RunRecord> {
-        runs.iter()
-            .copied()
-            .filter(|r| {
-                r.planned.config.dataset == dataset && r.planned.config.model == model && r.planned.label == arm
-            })
-            .collect()
-    };
+    claim1_table(md, runs, options);
+    figure1_llc_vs_width(md, runs, options, fig_dir)?;
+    figure2_over_epochs(md, runs, options, fig_dir)?;
+    precision_side(md, runs, options);
+    Ok(())
+}
+
+/// The runs of suite 1's cell (dataset, model, arm).
+fn s1_cell<'a>(
+    runs: &[&'a RunRecord],
+    dataset: slt_datasets::DatasetKind,
+    model: slt_models::ModelSpec,
+    arm: &str,
+) -> Vec<&'a RunRecord> {
+    runs.iter()
+        .copied()
+        .filter(|r| r.planned.config.dataset == dataset && r.planned.config.model == model && r.planned.label == arm)
+        .collect()
+}
+
+/// Suite 1's table: final-epoch quantities, training loss and accuracy per cell and arm.
+fn claim1_table(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions) {
+    let s1 = &options.profile.s1;
+    let steps = &options.profile.measure.sgld_steps;
     let qs = shown_quantities(options);
     header(
         md,
@@ -469,7 +482,7 @@ fn claim1_details(
     for &dataset in &s1.datasets {
         for &model in &s1.models {
             for arm in &s1.arms {
-                let rs = cell(dataset, model, arm);
+                let rs = s1_cell(runs, dataset, model, arm);
                 let values: Vec<String> = qs.iter().map(|q| fmt_ms(&final_values(&rs, *q))).collect();
                 let losses: Vec<f64> = rs.iter().map(|r| final_train_loss(r)).filter(|v| v.is_finite()).collect();
                 let acc: Vec<f64> = rs
@@ -487,8 +500,18 @@ fn claim1_details(
             }
         }
     }
-    let _ = reference;
-    // Figure 1: λ̂ vs width, panels per dataset × depth, one figure per λ̂ quantity.
+}
+
+/// Figure 1: λ̂ vs width, panels per dataset × depth, one figure per λ̂ quantity.
+fn figure1_llc_vs_width(
+    md: &mut String,
+    runs: &[&RunRecord],
+    options: &ReproduceOptions,
+    fig_dir: &Path,
+) -> anyhow::Result<()> {
+    let s1 = &options.profile.s1;
+    let steps = &options.profile.measure.sgld_steps;
+    let qs = shown_quantities(options);
     let depths: Vec<usize> = {
         let mut d: Vec<usize> = s1
             .models
@@ -521,7 +544,7 @@ fn claim1_details(
                         .iter()
                         .filter_map(|&w| {
                             let model = slt_models::ModelSpec::Mlp { depth, width: w };
-                            stats::summary(&final_values(&cell(dataset, model, arm), *q))
+                            stats::summary(&final_values(&s1_cell(runs, dataset, model, arm), *q))
                                 .map(|s| (w as f64, s.mean, Some(s.std)))
                         })
                         .collect();
@@ -538,10 +561,22 @@ fn claim1_details(
                 depths.len().max(1),
                 &charts,
             )?;
-            figure_link(md, &files, &format!("Figure 1 ({})", q.name(steps)), base);
+            figure_link(md, &files, &format!("Figure 1 ({})", q.name(steps)), &options.results_dir);
         }
     }
-    // Figure 2: the quantities over epochs for the largest model on the first dataset.
+    Ok(())
+}
+
+/// Figure 2: the quantities over epochs for the largest model on the first dataset.
+fn figure2_over_epochs(
+    md: &mut String,
+    runs: &[&RunRecord],
+    options: &ReproduceOptions,
+    fig_dir: &Path,
+) -> anyhow::Result<()> {
+    let s1 = &options.profile.s1;
+    let steps = &options.profile.measure.sgld_steps;
+    let qs = shown_quantities(options);
     if let (Some(&dataset), Some(&model)) = (s1.datasets.first(), s1.models.last()) {
         let mut charts = Vec::new();
         for q in &qs {
@@ -549,8 +584,11 @@ fn claim1_details(
             let mut chart = Chart::new(format!("{name}, {model} on {dataset}"), "epoch", name.clone());
             for (a, arm) in s1.arms.iter().enumerate() {
                 chart = chart.series(
-                    Series::line_points(arm.clone(), over_epochs(&cell(dataset, model, arm), &quantity_fn(*q), 0))
-                        .with_color(a),
+                    Series::line_points(
+                        arm.clone(),
+                        over_epochs(&s1_cell(runs, dataset, model, arm), &quantity_fn(*q), 0),
+                    )
+                    .with_color(a),
                 );
             }
             charts.push(chart);
@@ -563,9 +601,8 @@ fn claim1_details(
             cols,
             &charts,
         )?;
-        figure_link(md, &files, "Figure 2", base);
+        figure_link(md, &files, "Figure 2", &options.results_dir);
     }
-    precision_side(md, runs, options);
     Ok(())
 }
 

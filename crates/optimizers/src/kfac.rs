@@ -60,8 +60,8 @@ use nalgebra::{DMatrix, DVector};
 use slt_core::layer_ops::TappedModel;
 use slt_core::ParamLayout;
 
-use crate::ngd::{fisher_labels, nll_sum, one_hot, to_host, FisherKind};
-use crate::taps::{LayerGrads, Recorder};
+use crate::ngd::{record_passes, to_host, FisherKind, RecordedPasses};
+use crate::taps::LayerGrads;
 use crate::{OptimError, Sgd, SgdConfig, StepStats};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
@@ -229,6 +229,10 @@ pub struct Kfac<B: AutodiffBackend> {
     layers: Vec<Factor<B>>,
 }
 
+/// A layer's running factors (A, G; a diagonal block keeps its diagonal as an n×1 A and an
+/// empty G) and the eigendecompositions cached for them, if any.
+type Running<B> = (DMatrix<f64>, DMatrix<f64>, Option<Arc<(Eigen<B>, Eigen<B>)>>);
+
 /// This batch's quantities of one layer, before they meet the running state.
 enum Batch<B: AutodiffBackend> {
     Kronecker {
@@ -312,30 +316,8 @@ impl<B: AutodiffBackend> Kfac<B> {
     ) -> Result<KfacGradient<B>, OptimError> {
         let layout = ParamLayout::of(model);
         let d = layout.len as f64;
-        // Pass 1: the true labels give g (and the empirical δ).
-        let mut recorder = Recorder::<B>::new();
-        let logits = model.forward_ops(input.clone(), &mut recorder);
-        recorder.check_coverage(&layout)?;
-        let [m, classes] = logits.dims();
-        let mf = m as f64;
-        let device = logits.device();
-        let loss_sum = nll_sum(logits.clone(), targets.clone());
-        let loss = loss_sum.clone().into_scalar().elem::<f64>() / mf;
-        if !loss.is_finite() {
-            return Err(OptimError::NonFiniteGradient { grad_norm: f64::NAN });
-        }
-        let labels = fisher_labels(self.config.fisher, self.config.seed, self.steps, &logits, &targets);
-        let true_layers = recorder.layer_grads(&loss_sum.backward())?;
-        // Pass 2 (sampled Fisher only): δ̃ with the drawn labels.
-        let fisher_layers = match self.config.fisher {
-            FisherKind::Empirical => None,
-            FisherKind::Sampled => {
-                let drawn = one_hot::<B>(&labels, classes, &device);
-                let mut recorder = Recorder::<B>::new();
-                let logits = model.forward_ops(input, &mut recorder);
-                Some(recorder.layer_grads(&nll_sum(logits, drawn).backward())?)
-            }
-        };
+        let passes = record_passes(model, input, targets, &layout, self.config.fisher, self.config.seed, self.steps)?;
+        let RecordedPasses { m, loss, fisher_labels: labels, true_layers, fisher_layers } = passes;
         if !self.layers.is_empty() && self.layers.len() != true_layers.len() {
             return Err(OptimError::InvalidState(format!(
                 "the optimiser holds factors of {} layers, the model recorded {}",
@@ -344,11 +326,58 @@ impl<B: AutodiffBackend> Kfac<B> {
             )));
         }
 
-        // This batch: g per layer (device) and the batch factor estimates (host, f64).
+        let (batches, grad_norm) = Self::batch_estimates(&true_layers, fisher_layers.as_ref(), m)?;
+        let running = self.running_factors(&batches)?;
+
+        // tr F̂ and κ.
+        let fisher_trace: f64 = batches
+            .iter()
+            .zip(&running)
+            .map(|(b, (a, g, _))| match b {
+                Batch::Kronecker { .. } => a.trace() * g.trace(),
+                Batch::Diagonal { .. } => a.sum(),
+            })
+            .sum();
+        let kappa = self.config.alpha / d * fisher_trace.max(self.config.fisher_eps);
+        if !(kappa > 0.0 && kappa.is_finite()) {
+            return Err(OptimError::SingularFisher(format!(
+                "κ = (α/d)·max(tr F̂ = {fisher_trace}, ε = {}) = {kappa}: F̂ + κI is singular; use fisher_eps > 0",
+                self.config.fisher_eps
+            )));
+        }
+
+        let recomputed = self.steps < WARMUP_STEPS || self.steps.is_multiple_of(self.config.inverse_period);
+        let (directions, norm_sq, pending) = Self::solve_layers(batches, running, kappa, recomputed);
+        let norm = Tensor::cat(norm_sq, 0).sum().into_scalar().elem::<f64>().sqrt();
+        if !norm.is_finite() {
+            return Err(OptimError::NonFiniteGradient { grad_norm });
+        }
+        Ok(KfacGradient {
+            directions,
+            loss,
+            grad_norm,
+            norm,
+            kappa,
+            fisher_trace,
+            fisher_labels: labels,
+            recomputed,
+            pending,
+        })
+    }
+
+    /// This batch's quantities per layer: g (device) and the batch estimates of the factors
+    /// (host, f64): A = (1/m)Σāāᵀ, G = (1/m)Σδ̃δ̃ᵀ for affine layers, the diagonal (1/m)Σr̃ᵢ² for
+    /// the others; with ‖g‖.
+    fn batch_estimates(
+        true_layers: &[LayerGrads<B>],
+        fisher_layers: Option<&Vec<LayerGrads<B>>>,
+        m: usize,
+    ) -> Result<(Vec<Batch<B>>, f64), OptimError> {
+        let mf = m as f64;
         let mut batches: Vec<Batch<B>> = Vec::with_capacity(true_layers.len());
         let mut grad_sq = Vec::new();
         for (l, layer) in true_layers.iter().enumerate() {
-            let fisher = fisher_layers.as_ref().map_or(layer, |f| &f[l]);
+            let fisher = fisher_layers.map_or(layer, |f| &f[l]);
             match (layer, fisher) {
                 (LayerGrads::Affine { weight, bias, input, delta }, LayerGrads::Affine { delta: fd, .. }) => {
                     let abar = match bias {
@@ -390,8 +419,12 @@ impl<B: AutodiffBackend> Kfac<B> {
         if !grad_norm.is_finite() || !finite {
             return Err(OptimError::NonFiniteGradient { grad_norm });
         }
+        Ok((batches, grad_norm))
+    }
 
-        // Running averages (the first step takes the batch estimates).
+    /// The running factors after this batch: decay·old + (1 − decay)·batch, or the batch
+    /// estimates at the first step, each with the eigendecomposition cached for it so far.
+    fn running_factors(&self, batches: &[Batch<B>]) -> Result<Vec<Running<B>>, OptimError> {
         let decay = self.config.decay;
         let mix = |old: &DMatrix<f64>, new: DMatrix<f64>| -> Result<DMatrix<f64>, OptimError> {
             if old.shape() != new.shape() {
@@ -404,7 +437,7 @@ impl<B: AutodiffBackend> Kfac<B> {
             Ok(old * decay + new * (1.0 - decay))
         };
         let mut running = Vec::with_capacity(batches.len());
-        for (l, batch) in batches.iter_mut().enumerate() {
+        for (l, batch) in batches.iter().enumerate() {
             let old = self.layers.get(l);
             match (batch, old) {
                 (Batch::Kronecker { a, g, .. }, None) => running.push((a.clone(), g.clone(), None)),
@@ -428,26 +461,20 @@ impl<B: AutodiffBackend> Kfac<B> {
                 }
             }
         }
+        Ok(running)
+    }
 
-        // tr F̂ and κ.
-        let fisher_trace: f64 = batches
-            .iter()
-            .zip(&running)
-            .map(|(b, (a, g, _))| match b {
-                Batch::Kronecker { .. } => a.trace() * g.trace(),
-                Batch::Diagonal { .. } => a.sum(),
-            })
-            .sum();
-        let kappa = self.config.alpha / d * fisher_trace.max(self.config.fisher_eps);
-        if !(kappa > 0.0 && kappa.is_finite()) {
-            return Err(OptimError::SingularFisher(format!(
-                "κ = (α/d)·max(tr F̂ = {fisher_trace}, ε = {}) = {kappa}: F̂ + κI is singular; use fisher_eps > 0",
-                self.config.fisher_eps
-            )));
-        }
-
-        // Solve per layer.
-        let recomputed = self.steps < WARMUP_STEPS || self.steps.is_multiple_of(self.config.inverse_period);
+    /// (F̂ + κI)⁻¹g per layer, eigendecomposing the running factors again when `recomputed`:
+    /// for A ⊗ G = (Q_A ⊗ Q_G)(Λ_A ⊗ Λ_G)(Q_A ⊗ Q_G)ᵀ the direction is Q_A[(Q_Aᵀ ∇_W̄ Q_G) / (λ_A λ_Gᵀ + κ)]Q_Gᵀ;
+    /// a diagonal block divides by diag + κ. Returns the directions, the squared norms of the
+    /// pieces, and the factors to commit.
+    #[allow(clippy::type_complexity)]
+    fn solve_layers(
+        batches: Vec<Batch<B>>,
+        running: Vec<Running<B>>,
+        kappa: f64,
+        recomputed: bool,
+    ) -> (HashMap<ParamId, Tensor<Inner<B>, 1>>, Vec<Tensor<Inner<B>, 1>>, Vec<Factor<B>>) {
         let inner_device = match &batches[0] {
             Batch::Kronecker { grad, .. } => grad.device(),
             Batch::Diagonal { grad, .. } => grad.device(),
@@ -494,21 +521,7 @@ impl<B: AutodiffBackend> Kfac<B> {
                 }
             }
         }
-        let norm = Tensor::cat(norm_sq, 0).sum().into_scalar().elem::<f64>().sqrt();
-        if !norm.is_finite() {
-            return Err(OptimError::NonFiniteGradient { grad_norm });
-        }
-        Ok(KfacGradient {
-            directions,
-            loss,
-            grad_norm,
-            norm,
-            kappa,
-            fisher_trace,
-            fisher_labels: labels,
-            recomputed,
-            pending,
-        })
+        (directions, norm_sq, pending)
     }
 
     /// One step w ← w − η·(F̂ + κI)⁻¹g (then momentum/Nesterov/weight decay as configured). On

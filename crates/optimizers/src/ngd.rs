@@ -200,6 +200,57 @@ pub(crate) fn to_host<B: burn::tensor::backend::Backend, const D: usize>(t: Tens
     t.into_data().iter::<f64>().collect()
 }
 
+/// The recorded passes of one natural-gradient step (exact NGD and K-FAC alike).
+pub(crate) struct RecordedPasses<B: AutodiffBackend> {
+    /// Batch size.
+    pub m: usize,
+    /// Mean minibatch loss (1/m)Σℓᵢ(w) with the true labels.
+    pub loss: f64,
+    /// The labels ỹᵢ of the score vectors.
+    pub fisher_labels: Vec<usize>,
+    /// Per-layer quantities of the true-label pass, whose mean gradient is g.
+    pub true_layers: Vec<LayerGrads<B>>,
+    /// Per-layer quantities of the drawn-label pass (sampled Fisher only; the empirical Fisher
+    /// uses `true_layers`).
+    pub fisher_layers: Option<Vec<LayerGrads<B>>>,
+}
+
+/// Records `model` on the batch: pass 1 with the true labels (g, and the empirical Fisher's
+/// scores), then, for the sampled Fisher, pass 2 with labels drawn from the model for step
+/// `step` (burn frees the graph after a backward, so the second backward needs its own forward).
+pub(crate) fn record_passes<B: AutodiffBackend, I: Clone, M: TappedModel<B, I> + AutodiffModule<B>>(
+    model: &M,
+    input: I,
+    targets: Tensor<B, 2>,
+    layout: &ParamLayout,
+    kind: FisherKind,
+    seed: u64,
+    step: u64,
+) -> Result<RecordedPasses<B>, OptimError> {
+    let mut recorder = Recorder::<B>::new();
+    let logits = model.forward_ops(input.clone(), &mut recorder);
+    recorder.check_coverage(layout)?;
+    let [m, classes] = logits.dims();
+    let device = logits.device();
+    let loss_sum = nll_sum(logits.clone(), targets.clone());
+    let loss = loss_sum.clone().into_scalar().elem::<f64>() / m as f64;
+    if !loss.is_finite() {
+        return Err(OptimError::NonFiniteGradient { grad_norm: f64::NAN });
+    }
+    let fisher_labels = fisher_labels(kind, seed, step, &logits, &targets);
+    let true_layers = recorder.layer_grads(&loss_sum.backward())?;
+    let fisher_layers = match kind {
+        FisherKind::Empirical => None,
+        FisherKind::Sampled => {
+            let drawn = one_hot::<B>(&fisher_labels, classes, &device);
+            let mut recorder = Recorder::<B>::new();
+            let logits = model.forward_ops(input, &mut recorder);
+            Some(recorder.layer_grads(&nll_sum(logits, drawn).backward())?)
+        }
+    };
+    Ok(RecordedPasses { m, loss, fisher_labels, true_layers, fisher_layers })
+}
+
 /// The labels ỹᵢ of the score vectors at step `step`: the true labels (argmax of `targets`)
 /// for the empirical Fisher, else one draw per row of softmax(`logits`) from the stream
 /// `rng_for(seed, [FISHER, step])` (shared by every natural-gradient method, so that methods
@@ -310,29 +361,8 @@ impl<B: AutodiffBackend> Ngd<B> {
     ) -> Result<NaturalGradient<B>, OptimError> {
         let layout = ParamLayout::of(model);
         let d = layout.len as f64;
-        // Pass 1: the true labels give g (and the empirical scores).
-        let mut recorder = Recorder::<B>::new();
-        let logits = model.forward_ops(input.clone(), &mut recorder);
-        recorder.check_coverage(&layout)?;
-        let [m, classes] = logits.dims();
-        let device = logits.device();
-        let loss_sum = nll_sum(logits.clone(), targets.clone());
-        let loss = loss_sum.clone().into_scalar().elem::<f64>() / m as f64;
-        if !loss.is_finite() {
-            return Err(OptimError::NonFiniteGradient { grad_norm: f64::NAN });
-        }
-        let fisher_labels = fisher_labels(self.config.fisher, self.config.seed, self.steps, &logits, &targets);
-        let true_layers = recorder.layer_grads(&loss_sum.backward())?;
-        // Pass 2 (sampled Fisher only): scores with the drawn labels.
-        let fisher_layers = match self.config.fisher {
-            FisherKind::Empirical => None,
-            FisherKind::Sampled => {
-                let drawn = one_hot::<B>(&fisher_labels, classes, &device);
-                let mut recorder = Recorder::<B>::new();
-                let logits = model.forward_ops(input, &mut recorder);
-                Some(recorder.layer_grads(&nll_sum(logits, drawn).backward())?)
-            }
-        };
+        let passes = record_passes(model, input, targets, &layout, self.config.fisher, self.config.seed, self.steps)?;
+        let RecordedPasses { m, loss, fisher_labels, true_layers, fisher_layers } = passes;
 
         // Gram matrices: H = ⟨∇ℓᵢ, ∇ℓⱼ⟩ (true labels), G = ⟨∇ℓ̃ᵢ, ∇ℓ̃ⱼ⟩, C = ⟨∇ℓ̃ᵢ, ∇ℓⱼ⟩.
         let (mut true_gram, mut fisher_gram, mut cross) = (None, None, None);

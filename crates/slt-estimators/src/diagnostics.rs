@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-fn mean(x: &[f64]) -> f64 {
+/// The arithmetic mean (NaN for an empty slice; callers check).
+pub(crate) fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
 }
 

@@ -18,7 +18,7 @@ use slt_core::seed::{rng_for, stream};
 use slt_core::Loss;
 
 use crate::config::{InitLoss, SgldConfig};
-use crate::diagnostics::{effective_sample_size, split_r_hat, Warning};
+use crate::diagnostics::{effective_sample_size, mean, split_r_hat, Warning};
 use crate::sampler::{run_chain, BatchCycle, ChainTrace};
 use crate::source::BatchSource;
 use crate::EstimatorError;
@@ -90,10 +90,6 @@ pub struct LlcEstimate {
     pub traces: Vec<ChainTrace>,
     /// Wall-clock seconds, init loss included.
     pub seconds: f64,
-}
-
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len() as f64
 }
 
 /// L(w*) as `config.init_loss` says.

@@ -222,6 +222,37 @@ pub fn choose_validated(cal: &slt_estimators::Calibration) -> Option<(f64, f64)>
         .map(|r| (r.step_size, r.localization))
 }
 
+/// Most examples one batch of a Hessian's evaluation set holds (bounds the memory of the
+/// double backward: LeNet-5's activations for 2,048 images are ~0.1 GB per layer in f32).
+pub const HESSIAN_CHUNK: usize = 2048;
+
+/// The Hessian's evaluation set: the first `batches` × `batch_size` training examples of the
+/// seeded order `epoch_order(n, seed, u64::MAX)` (the paper: 10 batches of 128). The loss is
+/// their mean, L = (1/N)Σᵢℓᵢ, however they are grouped, so they are held in as few batches as
+/// [`HESSIAN_CHUNK`] allows, each weighted by its size: one batch of 1,280 makes a product
+/// about 1.8× faster than ten of 128 (measured on mlp-2x256: 4.7–4.8 s vs 8.5–8.9 s for a
+/// 30-probe trace and power iteration), with the same numbers up to rounding.
+pub fn hessian_eval_set<B: burn::tensor::backend::Backend>(
+    train: &Dataset,
+    batches: usize,
+    batch_size: usize,
+    seed: u64,
+    device: &B::Device,
+) -> anyhow::Result<slt_hessian::EvalSet<ClassificationBatch<B>>> {
+    let total = batches.saturating_mul(batch_size);
+    anyhow::ensure!(total >= 1, "the Hessian's evaluation set is empty ({batches} batches of {batch_size})");
+    anyhow::ensure!(
+        total <= train.len(),
+        "the Hessian's evaluation set ({batches} × {batch_size} examples) exceeds the {} training examples",
+        train.len()
+    );
+    let order = slt_datasets::epoch_order(train.len(), seed, u64::MAX);
+    let pieces = total.div_ceil(HESSIAN_CHUNK);
+    let chunk = total.div_ceil(pieces);
+    let sized = order[..total].chunks(chunk).map(|idx| (train.batch::<B>(idx, device), idx.len())).collect();
+    Ok(slt_hessian::EvalSet::sized(sized)?)
+}
+
 /// Which point of which run is measured, and what the run decided before.
 #[derive(Debug, Clone, Copy)]
 pub struct PointOfRun {
@@ -246,18 +277,13 @@ pub fn measure_point<B: AutodiffBackend>(
 ) -> anyhow::Result<Measurement> {
     let PointOfRun { seed, epoch, calibrated, with_validated } = at;
     use slt_core::seed::{derive_seed, stream};
-    use slt_hessian::{trace, EvalSet, ExactHvp, HessianVectorProduct};
+    use slt_hessian::{trace, ExactHvp, HessianVectorProduct};
     type Outer<B> = burn_autodiff::Autodiff<B>;
     let started = std::time::Instant::now();
     // Tr(H) over a fixed, seeded evaluation set.
     let probe_seed = derive_seed(seed, &[stream::PROBES, epoch as u64]);
-    let order = slt_datasets::epoch_order(train.len(), probe_seed, u64::MAX);
-    let batches: Vec<ClassificationBatch<Outer<B>>> = order
-        .chunks(config.hessian_batch_size)
-        .take(config.hessian_batches)
-        .map(|idx| train.batch::<Outer<B>>(idx, device))
-        .collect();
-    let eval = EvalSet::uniform(batches)?;
+    let eval =
+        hessian_eval_set::<Outer<B>>(train, config.hessian_batches, config.hessian_batch_size, probe_seed, device)?;
     let loss = |m: &Classifier<Outer<B>>, b: &ClassificationBatch<Outer<B>>| classifier_loss(m, b);
     let hvp = ExactHvp::<Outer<B>, Classifier<Outer<B>>, _, _>::new(model.clone(), eval, loss)?;
     let (eval_loss, grad) = hvp.loss_and_gradient()?;
@@ -339,12 +365,9 @@ pub fn spectrum<B: AutodiffBackend>(
     seed: u64,
     device: &B::Device,
 ) -> anyhow::Result<Spectrum> {
-    use slt_hessian::{eigen, slq_density, EvalSet, ExactHvp, LanczosOptions, SlqOptions};
+    use slt_hessian::{eigen, slq_density, ExactHvp, LanczosOptions, SlqOptions};
     type Outer<B> = burn_autodiff::Autodiff<B>;
-    let order = slt_datasets::epoch_order(train.len(), seed, u64::MAX);
-    let batches: Vec<ClassificationBatch<Outer<B>>> =
-        order.chunks(batch_size).take(batches).map(|idx| train.batch::<Outer<B>>(idx, device)).collect();
-    let eval = EvalSet::uniform(batches)?;
+    let eval = hessian_eval_set::<Outer<B>>(train, batches, batch_size, seed, device)?;
     let loss = |m: &Classifier<Outer<B>>, b: &ClassificationBatch<Outer<B>>| classifier_loss(m, b);
     let hvp = ExactHvp::<Outer<B>, Classifier<Outer<B>>, _, _>::new(model.clone(), eval, loss)?;
     let top = eigen::lanczos(&hvp, &LanczosOptions { k: 3, seed, ..Default::default() })?;
@@ -356,6 +379,42 @@ pub fn spectrum<B: AutodiffBackend>(
 mod tests {
     use super::*;
     use slt_estimators::{Calibration, CalibrationRow};
+
+    #[test]
+    fn hessian_eval_set_holds_the_seeded_examples_in_few_batches_weighted_by_size() {
+        type B = burn_ndarray::NdArray<f32>;
+        let n = 6000;
+        // Example i has first pixel i, so a batch says which examples it holds.
+        let train = Dataset {
+            images: (0..n).flat_map(|i| [i as f32, 0.0]).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            dim: 2,
+        };
+        let order = slt_datasets::epoch_order(n, 7, u64::MAX);
+        for (batches, batch_size, sizes) in
+            [(10, 128, vec![1280]), (3, 2000, vec![2000; 3]), (5, 1000, vec![1667, 1667, 1666]), (1, 1, vec![1])]
+        {
+            let set = hessian_eval_set::<B>(&train, batches, batch_size, 7, &Default::default()).unwrap();
+            let held: Vec<usize> = set
+                .batches()
+                .iter()
+                .flat_map(|b| {
+                    b.inputs.clone().slice([0..b.inputs.dims()[0], 0..1]).into_data().iter::<f32>().collect::<Vec<_>>()
+                })
+                .map(|v| v as usize)
+                .collect();
+            assert_eq!(held, order[..batches * batch_size], "{batches} × {batch_size}");
+            assert_eq!(set.batches().iter().map(|b| b.inputs.dims()[0]).collect::<Vec<_>>(), sizes);
+            let total = (batches * batch_size) as f64;
+            for (w, m) in set.weights().iter().zip(&sizes) {
+                assert!((w - *m as f64 / total).abs() < 1e-15);
+            }
+        }
+        for (batches, batch_size) in [(0, 128), (10, 0), (50, 128), (usize::MAX, 2)] {
+            let err = hessian_eval_set::<B>(&train, batches, batch_size, 7, &Default::default()).unwrap_err();
+            assert!(err.to_string().contains("evaluation set"), "{err}");
+        }
+    }
 
     fn row(
         step_size: f64,

@@ -8,10 +8,10 @@ use anyhow::Context;
 use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use slt_datasets::{epoch_order, resolve_data_dir, ClassificationBatch, DatasetKind, RawSplits, SplitOptions};
+use slt_datasets::{resolve_data_dir, ClassificationBatch, DatasetKind, RawSplits, SplitOptions};
 use slt_experiments::BackendKind;
 use slt_hessian::{
-    eigen, slq_density, trace, EvalSet, ExactHvp, HessianVectorProduct, LanczosOptions, PowerOptions, SlqOptions,
+    eigen, slq_density, trace, ExactHvp, HessianVectorProduct, LanczosOptions, PowerOptions, SlqOptions,
 };
 use slt_models::{Classifier, ModelSpec};
 
@@ -73,16 +73,19 @@ fn run_on<F: Backend>(
     device: &F::Device,
 ) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(
-        args.batches * args.batch_size <= train.len(),
+        args.batches.saturating_mul(args.batch_size) <= train.len(),
         "--batches × --batch-size exceeds the {} training examples",
         train.len()
     );
     let model: Classifier<Inner<F>> =
         slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.w.weights)?;
-    let order = epoch_order(train.len(), args.w.seed, u64::MAX);
-    let batches: Vec<ClassificationBatch<Outer<F>>> =
-        order.chunks(args.batch_size).take(args.batches).map(|idx| train.batch::<Outer<F>>(idx, device)).collect();
-    let eval = EvalSet::uniform(batches)?;
+    let eval = slt_experiments::measure::hessian_eval_set::<Outer<F>>(
+        train,
+        args.batches,
+        args.batch_size,
+        args.w.seed,
+        device,
+    )?;
     let loss =
         |m: &Classifier<Outer<F>>, b: &ClassificationBatch<Outer<F>>| slt_experiments::measure::classifier_loss(m, b);
     let hvp = ExactHvp::<Outer<F>, Classifier<Outer<F>>, _, _>::new(model, eval, loss)?;

@@ -80,8 +80,63 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
+/// Checks, once per process, that wgpu can open its default device, so that a machine without
+/// a GPU driver gets an error instead of a panic. burn-wgpu 0.21 has no fallible constructor:
+/// without an adapter, cubecl's device thread panics and the caller dies on a closed channel
+/// (`RecvError`). The probe runs a one-element computation with panics caught (and their
+/// default report silenced) and turns a panic into an error that says what to install.
+#[cfg(feature = "wgpu")]
+pub fn probe_wgpu(device: &burn_wgpu::WgpuDevice) -> anyhow::Result<()> {
+    use std::sync::OnceLock;
+    static PROBED: OnceLock<Result<(), String>> = OnceLock::new();
+    let outcome = PROBED.get_or_init(|| {
+        use std::sync::{Arc, Mutex};
+        let device = device.clone();
+        // The first panic message of any thread: the device thread's says what went wrong, the
+        // caller's only that the channel closed.
+        let first: Arc<Mutex<Option<String>>> = Arc::default();
+        let record = first.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let mut slot = record.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                let message = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                *slot = Some(message);
+            }
+        }));
+        let result = std::panic::catch_unwind(move || {
+            burn::tensor::Tensor::<burn_wgpu::Wgpu, 1>::zeros([1], &device).into_data();
+        });
+        std::panic::set_hook(previous);
+        let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        result.map_err(|_| first.unwrap_or_else(|| "unknown panic".into()))
+    });
+    outcome.clone().map_err(|reason| {
+        anyhow::anyhow!(
+            "--backend wgpu: wgpu could not open a GPU device ({reason}). It looks for Vulkan, Metal, DirectX 12 \
+             or OpenGL drivers: install one (on Debian/Ubuntu without a GPU, `apt-get install mesa-vulkan-drivers` \
+             gives a software Vulkan device) or use --backend flex"
+        )
+    })
+}
+
+/// Checks that `kind` can open its device (only wgpu can fail: see [`probe_wgpu`]), so that a
+/// command fails before any work rather than in its first run.
+pub fn check_available(kind: BackendKind) -> anyhow::Result<()> {
+    match kind {
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => probe_wgpu(&burn_wgpu::WgpuDevice::default()),
+        _ => Ok(()),
+    }
+}
+
 /// Runs `$body` with `$B` bound to the autodiff training backend of `$kind` and `$device` to
-/// its default device.
+/// its default device (for wgpu, after [`probe_wgpu`]).
 #[macro_export]
 macro_rules! with_backend {
     ($kind:expr, |$B:ident, $device:ident| $body:expr) => {{
@@ -102,6 +157,7 @@ macro_rules! with_backend {
             $crate::backend::BackendKind::Wgpu => {
                 type $B = burn_autodiff::Autodiff<burn_wgpu::Wgpu>;
                 let $device = burn_wgpu::WgpuDevice::default();
+                $crate::backend::probe_wgpu(&$device)?;
                 $body
             }
             #[allow(unreachable_patterns)]

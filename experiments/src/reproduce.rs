@@ -199,6 +199,7 @@ pub fn shard_of(plan: Vec<PlannedRun>, (i, n): (usize, usize)) -> Vec<PlannedRun
 /// Runs `suites` (all of them if empty); returns every run's record in plan order.
 pub fn run_suites(options: &ReproduceOptions, suites: &[&str]) -> anyhow::Result<Vec<RunRecord>> {
     let plan = plan(&options.profile, suites)?;
+    crate::backend::check_available(options.backend)?;
     let selected = match options.shard {
         Some(shard) => shard_of(plan, shard),
         None => plan,

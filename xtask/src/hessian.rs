@@ -197,7 +197,11 @@ pub fn run(args: HessianArgs) -> anyhow::Result<()> {
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => run_on::<burn_ndarray::NdArray<f32>>(&args, spec, &splits.train, &Default::default())?,
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => run_on::<burn_wgpu::Wgpu>(&args, spec, &splits.train, &Default::default())?,
+        BackendKind::Wgpu => {
+            let device = burn_wgpu::WgpuDevice::default();
+            slt_experiments::backend::probe_wgpu(&device)?;
+            run_on::<burn_wgpu::Wgpu>(&args, spec, &splits.train, &device)?
+        }
         #[allow(unreachable_patterns)]
         other => anyhow::bail!("backend '{other}' is not compiled into this binary"),
     };

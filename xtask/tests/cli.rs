@@ -100,6 +100,22 @@ fn a_failed_write_names_the_file_and_the_os_error_once() {
     assert_eq!(text.matches("os error").count(), 1, "{text}");
 }
 
+/// Built only with `--features wgpu`. With a GPU driver (or Mesa's software Vulkan) the run
+/// trains; without one it must fail with an error that says what to install, never a panic.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_trains_or_says_what_is_missing() {
+    let out = tempfile::tempdir().unwrap();
+    let d = data_dir();
+    let args = ["train", "--backend", "wgpu", "--model", "mlp-1x4", "--epochs", "1", "--train-subset", "256"];
+    let (ok, text) =
+        xtask(&[&args[..], &["--data-dir", d.to_str().unwrap(), "--out", out.path().to_str().unwrap()]].concat());
+    assert!(!text.contains("panicked"), "{text}");
+    if !ok {
+        assert!(text.contains("wgpu could not open a GPU device") && text.contains("mesa-vulkan-drivers"), "{text}");
+    }
+}
+
 #[test]
 fn malformed_profile_names_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -125,7 +125,7 @@ pub fn probe_wgpu(device: &burn_wgpu::WgpuDevice) -> anyhow::Result<()> {
     })
 }
 
-/// Checks that `kind` can open its device (only wgpu can fail: see [`probe_wgpu`]), so that a
+/// Checks that `kind` can open its device (only wgpu can fail: see `probe_wgpu`, built with the wgpu feature), so that a
 /// command fails before any work rather than in its first run.
 pub fn check_available(kind: BackendKind) -> anyhow::Result<()> {
     match kind {
@@ -136,7 +136,7 @@ pub fn check_available(kind: BackendKind) -> anyhow::Result<()> {
 }
 
 /// Runs `$body` with `$B` bound to the autodiff training backend of `$kind` and `$device` to
-/// its default device (for wgpu, after [`probe_wgpu`]).
+/// its default device (for wgpu, after `probe_wgpu`).
 #[macro_export]
 macro_rules! with_backend {
     ($kind:expr, |$B:ident, $device:ident| $body:expr) => {{

@@ -67,18 +67,21 @@ pub fn load<B: AutodiffBackend>(
     let meta = header.metadata().clone().unwrap_or_default();
     let stored: TrainConfig = serde_json::from_str(meta.get("config").map(String::as_str).unwrap_or("null"))
         .with_context(|| format!("{}: checkpoint without a valid config", file.display()))?;
-    let metrics: Vec<EpochMetrics> = serde_json::from_str(meta.get("metrics").map(String::as_str).unwrap_or("[]"))
-        .with_context(|| format!("{}: checkpoint without valid metrics", file.display()))?;
+    let metrics = meta.get("metrics").map(String::as_str).unwrap_or("[]");
     if &stored != config {
+        // Discarded whatever its state: its metrics are read only to say how much is lost.
+        let epochs = serde_json::from_str::<Vec<serde_json::Value>>(metrics)
+            .map_or_else(|_| "an unreadable number of".to_string(), |rows| rows.len().to_string());
         eprintln!(
-            "{}: the checkpoint after {} epoch(s) belongs to another configuration ({}); discarding it and \
+            "{}: the checkpoint after {epochs} epoch(s) belongs to another configuration ({}); discarding it and \
              starting at epoch 1",
             file.display(),
-            metrics.len(),
             config_changes(&stored, config).join(", ")
         );
         return Ok(None);
     }
+    let metrics: Vec<EpochMetrics> = serde_json::from_str(metrics)
+        .with_context(|| format!("{}: checkpoint without valid metrics", file.display()))?;
     let tensors = SafeTensors::deserialize(&buffer)?;
     let model = fill_model(fresh_model, &tensors, &file)?;
     let mut state = HashMap::new();

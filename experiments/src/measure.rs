@@ -223,15 +223,15 @@ pub fn choose_validated(cal: &slt_estimators::Calibration) -> Option<(f64, f64)>
 }
 
 /// Most examples one batch of a Hessian's evaluation set holds (bounds the memory of the
-/// double backward: LeNet-5's activations for 2,048 images are ~0.1 GB per layer in f32).
+/// double backward: LeNet-5's first convolution outputs 2,048 × 6 × 28 × 28 f32 ≈ 39 MB).
 pub const HESSIAN_CHUNK: usize = 2048;
 
 /// The Hessian's evaluation set: the first `batches` × `batch_size` training examples of the
 /// seeded order `epoch_order(n, seed, u64::MAX)` (the paper: 10 batches of 128). The loss is
 /// their mean, L = (1/N)Σᵢℓᵢ, however they are grouped, so they are held in as few batches as
 /// [`HESSIAN_CHUNK`] allows, each weighted by its size: one batch of 1,280 makes a product
-/// about 1.8× faster than ten of 128 (measured on mlp-2x256: 4.7–4.8 s vs 8.5–8.9 s for a
-/// 30-probe trace and power iteration), with the same numbers up to rounding.
+/// 1.7–1.9× faster than ten of 128 (`xtask hessian --probes 30 --top-k 1` on mlp-2x256,
+/// interleaved runs: 4.6–5.3 s vs 7.8–9.1 s), with the same numbers up to rounding.
 pub fn hessian_eval_set<B: burn::tensor::backend::Backend>(
     train: &Dataset,
     batches: usize,

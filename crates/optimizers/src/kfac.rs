@@ -11,7 +11,7 @@
 //! The Fisher approximated is the same one [`crate::Ngd`] uses exactly: F = (1/m)Σᵢ sᵢsᵢᵀ with
 //! sᵢ = ∇ℓ̃ᵢ the gradient of example i's own loss ℓ̃ᵢ = −log p(ỹᵢ|xᵢ, w) (ỹ sampled from the
 //! model, or the true labels for [`FisherKind::Empirical`]); g = ∇L is the gradient of the
-//! **mean** loss L = (1/m)Σᵢ ℓᵢ with the true labels. The [`Recorder`] backpropagates the
+//! **mean** loss L = (1/m)Σᵢ ℓᵢ with the true labels. The [`Recorder`](crate::taps::Recorder) backpropagates the
 //! *sum* Σᵢ ℓᵢ, so its output-gradient rows δᵢ = ∂ℓᵢ/∂zᵢ are already per-example gradients:
 //!
 //! * affine layer y = x·W + b, W `[in, out]`, augmented input āᵢ = (aᵢ, 1) ∈ ℝ^{in+1} (no 1
@@ -465,8 +465,8 @@ impl<B: AutodiffBackend> Kfac<B> {
     }
 
     /// (F̂ + κI)⁻¹g per layer, eigendecomposing the running factors again when `recomputed`:
-    /// for A ⊗ G = (Q_A ⊗ Q_G)(Λ_A ⊗ Λ_G)(Q_A ⊗ Q_G)ᵀ the direction is Q_A[(Q_Aᵀ ∇_W̄ Q_G) / (λ_A λ_Gᵀ + κ)]Q_Gᵀ;
-    /// a diagonal block divides by diag + κ. Returns the directions, the squared norms of the
+    /// for A ⊗ G = (Q_A ⊗ Q_G)(Λ_A ⊗ Λ_G)(Q_A ⊗ Q_G)ᵀ the direction is
+    /// Q_A \[(Q_Aᵀ ∇_W̄ Q_G) / (λ_A λ_Gᵀ + κ)\] Q_Gᵀ; a diagonal block divides by diag + κ. Returns the directions, the squared norms of the
     /// pieces, and the factors to commit.
     #[allow(clippy::type_complexity)]
     fn solve_layers(

@@ -95,8 +95,9 @@ pub struct NgdConfig {
     #[serde(default)]
     pub seed: u64,
     /// Rescale every F_s⁻¹g to the raw gradient's norm ‖g‖ before momentum, as the paper's code
-    /// does for its online NGD (cxtraa/ngd_with_slt, which its text does not say): the step length is then η·‖g‖ whatever α and ε
-    /// are, so a sweep over the smoothing changes the direction only. With the sampled batch
+    /// (cxtraa/ngd_with_slt) does for its online NGD though its text does not say so: the step
+    /// length is then η·‖g‖ whatever α and ε are, so a sweep over the smoothing changes the
+    /// direction only. With the sampled batch
     /// Fisher, F_s⁻¹g = Σₖ(λₖ+κ)⁻¹uₖuₖᵀg + κ⁻¹(I−P)g, whose length scales as 1/κ ∝ 1/α.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub normalize: bool,

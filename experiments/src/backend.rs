@@ -125,8 +125,8 @@ pub fn probe_wgpu(device: &burn_wgpu::WgpuDevice) -> anyhow::Result<()> {
     })
 }
 
-/// Checks that `kind` can open its device (only wgpu can fail: see `probe_wgpu`, built with the wgpu feature), so that a
-/// command fails before any work rather than in its first run.
+/// Checks that `kind` can open its device, so that a command fails before any work rather than
+/// in its first run. Only wgpu can fail (see `probe_wgpu`, built with the wgpu feature).
 pub fn check_available(kind: BackendKind) -> anyhow::Result<()> {
     match kind {
         #[cfg(feature = "wgpu")]

@@ -78,6 +78,10 @@ pub struct TrainArgs {
     /// means true [default: true].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     normalize: Option<bool>,
+    /// ngd: rescale every F_s⁻¹g to unit length instead, so each step has length --lr whatever
+    /// the smoothing and the gradient norms along the path (implies --normalize false).
+    #[arg(long)]
+    fixed_step: bool,
     /// ngd, kfac: which Fisher [default: sampled].
     #[arg(long, value_enum)]
     fisher: Option<FisherArg>,
@@ -128,6 +132,7 @@ impl TrainArgs {
             ("--alpha", self.alpha.is_some()),
             ("--eps", self.fisher_eps.is_some()),
             ("--normalize", self.normalize.is_some()),
+            ("--fixed-step", self.fixed_step),
             ("--fisher", self.fisher.is_some()),
             ("--eta", self.eta.is_some()),
             ("--delta", self.delta.is_some()),
@@ -140,7 +145,7 @@ impl TrainArgs {
     pub fn optimizer(&self) -> anyhow::Result<OptimizerConfig> {
         let applies: &[&str] = match self.optimizer {
             OptimizerArg::Sgd => &[],
-            OptimizerArg::Ngd => &["--alpha", "--eps", "--normalize", "--fisher"],
+            OptimizerArg::Ngd => &["--alpha", "--eps", "--normalize", "--fixed-step", "--fisher"],
             OptimizerArg::NgdOnline => {
                 &["--alpha", "--eps", "--eta", "--delta", "--update-period", "--eigen-precision"]
             }
@@ -185,7 +190,8 @@ impl TrainArgs {
                     alpha: self.alpha.unwrap_or(d.alpha),
                     fisher_eps: self.fisher_eps.unwrap_or(d.fisher_eps),
                     fisher: fisher.unwrap_or(d.fisher),
-                    normalize: self.normalize.unwrap_or(true),
+                    normalize: self.normalize.unwrap_or(!self.fixed_step),
+                    fixed_step: self.fixed_step,
                     seed: self.seed,
                 })
             }
@@ -308,6 +314,10 @@ mod tests {
             OptimizerConfig::Ngd(c) => assert!(c.normalize, "exact NGD trains at SGD's lr only when normalised"),
             other => panic!("{other:?}"),
         }
+        match parse(&["--optimizer", "ngd", "--fixed-step"]).unwrap().optimizer().unwrap() {
+            OptimizerConfig::Ngd(c) => assert!(c.fixed_step && !c.normalize, "{c:?}"),
+            other => panic!("{other:?}"),
+        }
         match parse(&["--optimizer", "ngd-online"]).unwrap().optimizer().unwrap() {
             OptimizerConfig::NgdOnline(c) => assert_eq!(c, OnlineNgdConfig::paper()),
             other => panic!("{other:?}"),
@@ -316,8 +326,13 @@ mod tests {
 
     #[test]
     fn flags_that_do_not_apply_are_errors() {
-        for flags in [&["--alpha", "0.1"][..], &["--eta", "0.5"], &["--fisher", "empirical"], &["--normalize", "false"]]
-        {
+        for flags in [
+            &["--alpha", "0.1"][..],
+            &["--eta", "0.5"],
+            &["--fisher", "empirical"],
+            &["--normalize", "false"],
+            &["--fixed-step"],
+        ] {
             let args = parse(&[&["--optimizer", "sgd"][..], flags].concat()).unwrap();
             let err = args.optimizer().unwrap_err().to_string();
             assert!(err.contains(flags[0]) && err.contains("not apply"), "{err}");

@@ -162,6 +162,7 @@ fn ngd_config(c: &KfacConfig) -> NgdConfig {
         weight_decay: c.weight_decay,
         seed: c.seed,
         normalize: false,
+        fixed_step: false,
     }
 }
 

@@ -179,6 +179,7 @@ fn config(fisher: FisherKind, alpha: f64, fisher_eps: f64) -> NgdConfig {
         weight_decay: 0.0,
         seed: 3,
         normalize: false,
+        fixed_step: false,
     }
 }
 
@@ -271,32 +272,39 @@ fn a_step_moves_by_lr_times_the_natural_gradient_and_lowers_the_loss() {
 }
 
 #[test]
-fn normalized_steps_have_the_raw_gradient_length_whatever_the_smoothing() {
-    // F_s⁻¹g rescaled to ‖g‖: the applied step is η·‖g‖·F_s⁻¹g/‖F_s⁻¹g‖, so α moves only the
-    // direction (the raw F_s⁻¹g of the sampled Fisher scales as 1/κ ∝ 1/α).
+fn rescaled_steps_have_the_declared_length_whatever_the_smoothing() {
+    // `normalize`: F_s⁻¹g rescaled to ‖g‖, the applied step is η·‖g‖·F_s⁻¹g/‖F_s⁻¹g‖;
+    // `fixed_step`: rescaled to unit length, the step is η·F_s⁻¹g/‖F_s⁻¹g‖. Either way α moves
+    // only the direction (the raw F_s⁻¹g of the sampled Fisher scales as 1/κ ∝ 1/α).
     let model = tiny_mlp(1);
     let (x, y, _) = batch(16, 6, 3, 9);
     let lr = 0.05;
-    let mut raw_norms = Vec::new();
-    for alpha in [1e-3, 1e-1, 10.0] {
-        let c = NgdConfig { lr, normalize: true, ..config(FisherKind::Sampled, alpha, 1e-10) };
-        let mut ngd = Ngd::<B>::new(c).unwrap();
-        let natural = ngd.natural_gradient(&model, x.clone(), y.clone()).unwrap();
-        raw_norms.push(natural.norm);
-        let direction = flat_direction(&model, &natural);
-        let before = flatten_to_vec(&model);
-        let (after_model, stats) = ngd.step(model.clone(), x.clone(), y.clone()).unwrap();
-        let after = flatten_to_vec(&after_model);
-        let scale = natural.grad_norm / natural.norm;
-        for k in 0..before.len() {
-            assert!((after[k] - (before[k] - lr * scale * direction[k])).abs() < 1e-12);
+    for fixed_step in [false, true] {
+        let mut raw_norms = Vec::new();
+        for alpha in [1e-3, 1e-1, 10.0] {
+            let c = NgdConfig { lr, normalize: !fixed_step, fixed_step, ..config(FisherKind::Sampled, alpha, 1e-10) };
+            let mut ngd = Ngd::<B>::new(c).unwrap();
+            let natural = ngd.natural_gradient(&model, x.clone(), y.clone()).unwrap();
+            raw_norms.push(natural.norm);
+            let direction = flat_direction(&model, &natural);
+            let before = flatten_to_vec(&model);
+            let (after_model, stats) = ngd.step(model.clone(), x.clone(), y.clone()).unwrap();
+            let after = flatten_to_vec(&after_model);
+            let length = if fixed_step { 1.0 } else { natural.grad_norm };
+            let scale = length / natural.norm;
+            for k in 0..before.len() {
+                assert!((after[k] - (before[k] - lr * scale * direction[k])).abs() < 1e-12);
+            }
+            let moved = before.iter().zip(&after).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            assert!((moved - lr * length).abs() <= 1e-10 * moved, "{moved} vs {}", lr * length);
+            assert_eq!(stats.step.update_norm, length);
         }
-        let moved = before.iter().zip(&after).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
-        assert!((moved - lr * natural.grad_norm).abs() <= 1e-10 * moved, "{moved} vs {}", lr * natural.grad_norm);
-        assert_eq!(stats.step.update_norm, natural.grad_norm);
+        // Without the rescaling the length would have changed by orders of magnitude.
+        assert!(raw_norms[0] > 50.0 * raw_norms[2], "{raw_norms:?}");
     }
-    // Without the rescaling the length would have changed by orders of magnitude.
-    assert!(raw_norms[0] > 50.0 * raw_norms[2], "{raw_norms:?}");
+    let both = NgdConfig { normalize: true, fixed_step: true, ..config(FisherKind::Sampled, 1e-2, 1e-10) };
+    let err = Ngd::<B>::new(both).unwrap_err();
+    assert!(err.to_string().contains("exclusive"), "{err}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The thin experiments layer: run configurations, the training loop, result files
-//! (JSON, JSON lines, safetensors), backend choice, and the reproduction driver behind
-//! `cargo xtask reproduce-all`.
+//! The thin experiments layer: the training loop and its checkpoints, the measurements of a
+//! trained classifier, weights files (safetensors), backend choice, and the reproduction driver
+//! behind `cargo xtask reproduce-all`. What a run is and what it records is `slt-runs`'
+//! (re-exported here); the verdicts and the report are `slt-report`'s.
 //!
 //! ```no_run
 //! use slt_datasets::{resolve_data_dir, DatasetKind, RawSplits, SplitOptions};
@@ -24,16 +25,14 @@
 
 pub mod backend;
 pub mod checkpoint;
-pub mod config;
 pub mod measure;
 pub mod optimizer;
-pub mod profile;
-pub mod records;
-pub mod report;
 pub mod reproduce;
-pub mod store;
 pub mod train;
-pub mod verdict;
 pub mod weights;
+
+// The run data model lives in `slt-runs` (shared with `slt-report`, which judges the runs);
+// re-exported so `slt_experiments::config::TrainConfig` and the like keep working.
+pub use slt_runs::{config, profile, records, store};
 
 pub use backend::BackendKind;

@@ -1,6 +1,6 @@
 //! The reproduction: the runs of a [`Profile`]'s suites (the paper's three and its appendix)
 //! into `experiments/results/<suite>/<run-id>/`, resumable; the caller writes the report from
-//! the records it returns ([`crate::report::write`]).
+//! the records it returns (`slt_report::write`).
 //!
 //! A run is identified by the hash of its whole configuration (the parent's included for split
 //! runs); a finished run is reused after its seal is verified ([`crate::records`]), a damaged

@@ -108,13 +108,13 @@ fn reproduce_all_smoke_runs_every_suite_then_reuses() {
     };
     let write_report = |options: &slt_experiments::reproduce::ReproduceOptions| {
         let done = slt_experiments::reproduce::reproduce_all(options, &[]).unwrap();
-        slt_experiments::report::write(
-            options,
-            &done.complete.expect("every run finished"),
-            &done.this_call,
-            done.seconds,
-        )
-        .unwrap()
+        let backend = options.backend.to_string();
+        let context = slt_report::ReportContext {
+            profile: &options.profile,
+            results_dir: &options.results_dir,
+            backend: &backend,
+        };
+        slt_report::write(&context, &done.complete.expect("every run finished"), &done.this_call, done.seconds).unwrap()
     };
     let report = write_report(&options);
     let text = std::fs::read_to_string(&report).unwrap();

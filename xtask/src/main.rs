@@ -173,7 +173,13 @@ fn reproduce(suites: &[&str], args: ReproduceArgs) -> anyhow::Result<()> {
     let done = reproduce_all(&options, suites)?;
     match &done.complete {
         Some(all) => {
-            let report = slt_experiments::report::write(&options, all, &done.this_call, done.seconds)?;
+            let backend = options.backend.to_string();
+            let context = slt_report::ReportContext {
+                profile: &options.profile,
+                results_dir: &options.results_dir,
+                backend: &backend,
+            };
+            let report = slt_report::write(&context, all, &done.this_call, done.seconds)?;
             eprintln!("report: {}", report.display());
         }
         None => eprintln!(

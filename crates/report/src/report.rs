@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::measure::Measurement;
-use crate::records::RunRecord;
-use crate::reproduce::ReproduceOptions;
 use crate::verdict::{self, ClaimAnalysis, Protocol, TestLine};
 use slt_plot::{self as figures, Chart, DensityCurve, Series, SeriesStyle};
+use slt_runs::measure::Measurement;
+use slt_runs::profile::Profile;
+use slt_runs::records::RunRecord;
 use slt_stats as stats;
 use slt_stats::decision::{one_sample, Direction, Evidence, Hypothesis, Outcome};
 
@@ -82,7 +82,7 @@ fn rel_path(path: &Path, base: &Path) -> String {
 
 /// The quantities a report shows: λ̂ under each protocol (each SGLD step of the paper's), then
 /// Tr(H).
-fn shown_quantities(options: &ReproduceOptions) -> Vec<verdict::Quantity> {
+fn shown_quantities(options: &ReportContext) -> Vec<verdict::Quantity> {
     use verdict::{Quantity, QuantityKind};
     let mut qs: Vec<Quantity> = (0..options.profile.measure.sgld_steps.len())
         .map(|k| Quantity { kind: QuantityKind::Llc, protocol: Protocol::Paper(k) })
@@ -95,12 +95,21 @@ fn shown_quantities(options: &ReproduceOptions) -> Vec<verdict::Quantity> {
 }
 
 /// The protocols every verdict is reported under.
-fn protocols(options: &ReproduceOptions) -> Vec<(&'static str, Protocol)> {
+fn protocols(options: &ReportContext) -> Vec<(&'static str, Protocol)> {
     let mut p = vec![("paper", Protocol::Paper(0))];
     if options.profile.measure.validated.is_some() {
         p.push(("validated", Protocol::Validated));
     }
     p
+}
+
+/// What a report is written from besides the records: the profile the runs were planned by,
+/// the results folder (the report and `figures/` go there) and the backend's name.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportContext<'a> {
+    pub profile: &'a Profile,
+    pub results_dir: &'a Path,
+    pub backend: &'a str,
 }
 
 /// One claim: its analyses under each protocol.
@@ -111,15 +120,15 @@ struct ClaimResult {
 
 /// Writes the figures and `report.md` into `options.results_dir`; returns the report's path.
 pub fn write(
-    options: &ReproduceOptions,
+    options: &ReportContext,
     all: &[RunRecord],
     this_call: &[RunRecord],
     seconds: f64,
 ) -> anyhow::Result<PathBuf> {
-    let results = &options.results_dir;
+    let results = options.results_dir;
     let fig_dir = results.join("figures");
     std::fs::create_dir_all(&fig_dir).with_context(|| format!("creating {}", fig_dir.display()))?;
-    let profile = &options.profile;
+    let profile = options.profile;
     let plan = &profile.analysis;
     let by_suite = |s: &str| all.iter().filter(|r| r.planned.suite == s).collect::<Vec<_>>();
     let (s1, s2, s3, overfit) =
@@ -182,7 +191,7 @@ pub fn write(
     timings(&mut md, all);
     let md = md.replace(&format!("{}/", fig_dir.display()), "figures/");
     let path = results.join("report.md");
-    crate::store::write_atomic(&path, md.as_bytes())?;
+    slt_runs::store::write_atomic(&path, md.as_bytes())?;
     Ok(path)
 }
 
@@ -252,8 +261,8 @@ fn glance(md: &mut String, claims: &[ClaimResult]) {
 }
 
 /// The declared design and the two protocols.
-fn design(md: &mut String, options: &ReproduceOptions) {
-    let profile = &options.profile;
+fn design(md: &mut String, options: &ReportContext) {
+    let profile = options.profile;
     let a = &profile.analysis;
     let m = &profile.measure;
     let nb = |t: slt_estimators::Temperature| match t {
@@ -430,12 +439,7 @@ fn quantity_fn(q: verdict::Quantity) -> impl Fn(&Measurement) -> Option<f64> {
     move |m: &Measurement| q.of(m)
 }
 
-fn claim1_details(
-    md: &mut String,
-    runs: &[&RunRecord],
-    options: &ReproduceOptions,
-    fig_dir: &Path,
-) -> anyhow::Result<()> {
+fn claim1_details(md: &mut String, runs: &[&RunRecord], options: &ReportContext, fig_dir: &Path) -> anyhow::Result<()> {
     let s1 = &options.profile.s1;
     let _ = writeln!(
         md,
@@ -469,7 +473,7 @@ fn s1_cell<'a>(
 }
 
 /// Suite 1's table: final-epoch quantities, training loss and accuracy per cell and arm.
-fn claim1_table(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions) {
+fn claim1_table(md: &mut String, runs: &[&RunRecord], options: &ReportContext) {
     let s1 = &options.profile.s1;
     let steps = &options.profile.measure.sgld_steps;
     let qs = shown_quantities(options);
@@ -506,7 +510,7 @@ fn claim1_table(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions
 fn figure1_llc_vs_width(
     md: &mut String,
     runs: &[&RunRecord],
-    options: &ReproduceOptions,
+    options: &ReportContext,
     fig_dir: &Path,
 ) -> anyhow::Result<()> {
     let s1 = &options.profile.s1;
@@ -561,7 +565,7 @@ fn figure1_llc_vs_width(
                 depths.len().max(1),
                 &charts,
             )?;
-            figure_link(md, &files, &format!("Figure 1 ({})", q.name(steps)), &options.results_dir);
+            figure_link(md, &files, &format!("Figure 1 ({})", q.name(steps)), options.results_dir);
         }
     }
     Ok(())
@@ -571,7 +575,7 @@ fn figure1_llc_vs_width(
 fn figure2_over_epochs(
     md: &mut String,
     runs: &[&RunRecord],
-    options: &ReproduceOptions,
+    options: &ReportContext,
     fig_dir: &Path,
 ) -> anyhow::Result<()> {
     let s1 = &options.profile.s1;
@@ -601,14 +605,14 @@ fn figure2_over_epochs(
             cols,
             &charts,
         )?;
-        figure_link(md, &files, "Figure 2", &options.results_dir);
+        figure_link(md, &files, "Figure 2", options.results_dir);
     }
     Ok(())
 }
 
 /// Suite 1's precision side arm: the online NGD with other arithmetic next to its f64 form and
 /// SGD, and what of claim 1's contrast survives each.
-fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReproduceOptions) {
+fn precision_side(md: &mut String, runs: &[&RunRecord], options: &ReportContext) {
     let Some(p) = &options.profile.s1.precision else { return };
     let steps = &options.profile.measure.sgld_steps;
     let plan = &options.profile.analysis;
@@ -710,7 +714,7 @@ fn claim2_details(
     md: &mut String,
     runs: &[&RunRecord],
     s1: &[&RunRecord],
-    options: &ReproduceOptions,
+    options: &ReportContext,
     fig_dir: &Path,
 ) -> anyhow::Result<()> {
     use verdict::Sweep;
@@ -822,16 +826,11 @@ fn claim2_details(
         2,
         &charts,
     )?;
-    figure_link(md, &files, "Figure 3", &options.results_dir);
+    figure_link(md, &files, "Figure 3", options.results_dir);
     Ok(())
 }
 
-fn claim3_details(
-    md: &mut String,
-    runs: &[&RunRecord],
-    options: &ReproduceOptions,
-    fig_dir: &Path,
-) -> anyhow::Result<()> {
+fn claim3_details(md: &mut String, runs: &[&RunRecord], options: &ReportContext, fig_dir: &Path) -> anyhow::Result<()> {
     let s3 = &options.profile.s3;
     let steps = &options.profile.measure.sgld_steps;
     let _ = writeln!(
@@ -907,16 +906,11 @@ fn claim3_details(
         cols,
         &charts,
     )?;
-    figure_link(md, &files, "Figures 4-6", &options.results_dir);
+    figure_link(md, &files, "Figures 4-6", options.results_dir);
     Ok(())
 }
 
-fn claim4_details(
-    md: &mut String,
-    runs: &[&RunRecord],
-    options: &ReproduceOptions,
-    fig_dir: &Path,
-) -> anyhow::Result<()> {
+fn claim4_details(md: &mut String, runs: &[&RunRecord], options: &ReportContext, fig_dir: &Path) -> anyhow::Result<()> {
     let steps = &options.profile.measure.sgld_steps;
     if let Some(r) = runs.first() {
         let c = &r.planned.config;
@@ -1021,8 +1015,8 @@ fn claim4_details(
 
 /// Hessian spectra of the runs that computed one at their final weights (the profile marks the
 /// reference and the first other arm of suite 1's first dataset, largest model, first seed).
-fn spectra(md: &mut String, s1: &[&RunRecord], options: &ReproduceOptions, fig_dir: &Path) -> anyhow::Result<()> {
-    let with: Vec<(&RunRecord, &crate::measure::Spectrum)> =
+fn spectra(md: &mut String, s1: &[&RunRecord], options: &ReportContext, fig_dir: &Path) -> anyhow::Result<()> {
+    let with: Vec<(&RunRecord, &slt_runs::measure::Spectrum)> =
         s1.iter().filter_map(|r| Some((*r, r.spectrum.as_ref()?))).collect();
     let [(first, a), (_, b)] = with.as_slice() else { return Ok(()) };
     let c = &first.planned.config;
@@ -1042,7 +1036,7 @@ fn spectra(md: &mut String, s1: &[&RunRecord], options: &ReproduceOptions, fig_d
         let top: Vec<String> = s.top_eigenvalues.iter().map(|v| format!("{v:.4}")).collect();
         let _ = writeln!(md, "* `{}`: top eigenvalues (Lanczos) {top:?}", r.planned.label);
     }
-    figure_link(md, &files, "Hessian spectra", &options.results_dir);
+    figure_link(md, &files, "Hessian spectra", options.results_dir);
     Ok(())
 }
 
@@ -1056,7 +1050,7 @@ fn diagnostics(md: &mut String, all: &[RunRecord]) {
         let (mut total, mut passed) = (0usize, 0usize);
         for r in all {
             for m in r.metrics.iter().filter_map(|m| m.measurement.as_ref()) {
-                let points: Vec<&crate::measure::LlcPoint> =
+                let points: Vec<&slt_runs::measure::LlcPoint> =
                     if validated { m.validated.iter().collect() } else { m.llc.iter().collect() };
                 for p in points {
                     total += 1;

@@ -147,14 +147,20 @@ pub struct Profile {
     pub notes: Vec<String>,
 }
 
-/// The directory of the shipped profiles.
+/// The `experiments/` folder of this workspace (this crate sits in `crates/runs/`).
+fn experiments_dir() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().and_then(Path::parent).unwrap_or(here).join("experiments")
+}
+
+/// The directory of the shipped profiles, `experiments/profiles`.
 pub fn profiles_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")
+    experiments_dir().join("profiles")
 }
 
 /// The default results directory, `experiments/results`.
 pub fn default_results_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
+    experiments_dir().join("results")
 }
 
 /// One run of a suite, with what the report needs to place it.

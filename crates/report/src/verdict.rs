@@ -35,12 +35,12 @@ use slt_stats as stats;
 use slt_stats::decision::{decide, holm, one_sample, tost, Direction, Evidence, Hypothesis, Levels, Samples, Verdict};
 use slt_stats::format_p as fmt_p;
 
-use crate::profile::Profile;
-pub use crate::profile::{
+use slt_runs::profile::Profile;
+pub use slt_runs::profile::{
     s2_label, s3_control_label, s3_ngd_label, AnalysisPlan, Basis, Claim1Plan, Claim2Plan, Claim3Plan, Claim4Plan,
     Protocol, Quantity, QuantityKind, Sweep,
 };
-use crate::records::{EpochMetrics, RunRecord};
+use slt_runs::records::{EpochMetrics, RunRecord};
 
 // ---------------------------------------------------------------------------------------------
 // Reading run records.
@@ -394,7 +394,7 @@ pub fn basis_name(b: Basis) -> &'static str {
 
 /// The smoothing value a suite-2 run sweeps.
 pub fn smoothing_of(r: &RunRecord, sweep: Sweep) -> Option<f64> {
-    use crate::config::OptimizerConfig as O;
+    use slt_runs::config::OptimizerConfig as O;
     match (&r.planned.config.optimizer, sweep) {
         (O::Ngd(c), Sweep::Alpha) => Some(c.alpha),
         (O::Ngd(c), Sweep::Epsilon) => Some(c.fisher_eps),
@@ -778,10 +778,10 @@ pub fn claim4(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OptimizerConfig, TrainConfig};
-    use crate::measure::{LlcPoint, Measurement};
-    use crate::profile::PlannedRun;
     use slt_datasets::{DatasetKind, SplitOptions};
+    use slt_runs::config::{OptimizerConfig, TrainConfig};
+    use slt_runs::measure::{LlcPoint, Measurement};
+    use slt_runs::profile::PlannedRun;
     use slt_stats::decision::Outcome;
 
     // Synthetic run records.

@@ -38,7 +38,8 @@ pub fn llc_of_classifier<B: AutodiffBackend>(
         ProgressBar::hidden()
     };
     let tick = || bar.inc(1);
-    let estimate = estimate_llc(model, &source, &classifier_loss::<B>, config, Some(&tick));
+    let estimate =
+        estimate_llc(model, &source, &classifier_loss::<B>, config, Some(&slt_estimators::observe::Progress(tick)));
     bar.finish_and_clear();
     estimate
 }

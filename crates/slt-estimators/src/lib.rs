@@ -45,6 +45,7 @@ pub mod calibrate;
 pub mod config;
 pub mod diagnostics;
 pub mod llc;
+pub mod observe;
 pub mod sampler;
 pub mod source;
 
@@ -52,6 +53,7 @@ pub use calibrate::{calibrate, Calibration, CalibrationRow};
 pub use config::{InitLoss, SgldConfig, Temperature};
 pub use diagnostics::Warning;
 pub use llc::{estimate_llc, ChainSummary, LlcEstimate};
+pub use observe::{ChainObserver, StepView};
 pub use sampler::ChainTrace;
 pub use source::{BatchSource, FnSource};
 

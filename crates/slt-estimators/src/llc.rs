@@ -19,6 +19,7 @@ use slt_core::Loss;
 
 use crate::config::{InitLoss, SgldConfig};
 use crate::diagnostics::{effective_sample_size, mean, split_r_hat, Warning};
+use crate::observe::{ChainObserver, Nothing};
 use crate::sampler::{run_chain, BatchCycle, ChainTrace};
 use crate::source::BatchSource;
 use crate::EstimatorError;
@@ -131,14 +132,16 @@ where
 }
 
 /// Estimates the LLC of `model` at its current parameters w*, with `config.num_chains` SGLD
-/// chains run in parallel (rayon), each reproducible from its own seed. `on_step` is called
-/// after every SGLD step of every chain (for progress bars).
+/// chains run in parallel (rayon), each reproducible from its own seed. `observer` sees every
+/// SGLD step of every chain and records observables at the draws into the traces
+/// ([`crate::observe`]: progress, weight/gradient/noise norms, running λ̂, any function of the
+/// weights).
 pub fn estimate_llc<B, M, D, S, L>(
     model: &M,
     source: &S,
     loss_fn: &L,
     config: &SgldConfig,
-    on_step: Option<&(dyn Fn() + Sync)>,
+    observer: Option<&dyn ChainObserver<B::InnerBackend>>,
 ) -> Result<LlcEstimate, EstimatorError>
 where
     B: AutodiffBackend,
@@ -157,13 +160,12 @@ where
     }
     let model = require_grad(model.clone());
     let w_star = flatten(&model.valid());
-    let nothing: &(dyn Fn() + Sync) = &|| {};
-    let on_step = on_step.unwrap_or(nothing);
+    let observer = observer.unwrap_or(&Nothing);
     let traces: Vec<ChainTrace> = (0..config.num_chains)
         .map(|c| (c, model.clone(), w_star.clone()))
         .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|(c, m, w)| run_chain(m, w, source, loss_fn, config, n_beta, c, on_step))
+        .map(|(c, m, w)| run_chain(m, w, source, loss_fn, config, n_beta, init, c, observer))
         .collect();
     let mut estimate = summarise(traces, config.clone(), n_beta, n, d, init);
     estimate.seconds = started.elapsed().as_secs_f64();

@@ -19,6 +19,7 @@ use slt_core::seed::{rng_for, stream};
 use slt_core::Loss;
 
 use crate::config::SgldConfig;
+use crate::observe::{ChainObserver, Record, StepView};
 use crate::source::BatchSource;
 
 /// What one chain recorded.
@@ -41,6 +42,10 @@ pub struct ChainTrace {
     pub mala_acceptance: Vec<f64>,
     /// The step at which the loss became non-finite, if it did: the chain is excluded.
     pub diverged_at: Option<usize>,
+    /// What the observers recorded, by name: one value per draw at which they recorded it
+    /// (see [`crate::observe`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub observables: std::collections::BTreeMap<String, Vec<f64>>,
 }
 
 /// Cyclic seeded minibatches: a fresh permutation of 0..n every pass.
@@ -101,8 +106,9 @@ pub(crate) fn run_chain<B, M, D, S, L>(
     loss_fn: &L,
     config: &SgldConfig,
     n_beta: f64,
+    init_loss: f64,
     chain: usize,
-    on_step: &(dyn Fn() + Sync),
+    observer: &dyn ChainObserver<Inner<B>>,
 ) -> ChainTrace
 where
     B: AutodiffBackend,
@@ -137,7 +143,9 @@ where
         distance_stride: (config.num_draws / 32).max(1),
         mala_acceptance: Vec::new(),
         diverged_at: None,
+        observables: Default::default(),
     };
+    let mut record = Record::default();
     // MALA state of the previous step: (w, U, ∇U).
     type MalaState<B> = (Tensor<Inner<B>, 1>, f64, Tensor<Inner<B>, 1>);
     let mut previous: Option<MalaState<B>> = None;
@@ -161,7 +169,6 @@ where
             let value = loss.clone().into_scalar().elem::<f64>();
             if !value.is_finite() {
                 trace.diverged_at = Some(t);
-                on_step();
                 break;
             }
             trace.step_losses.push(value);
@@ -191,13 +198,32 @@ where
             }
             let noise = noise_rx.recv().expect("the noise thread runs until the chain ends");
             let xi = Tensor::<Inner<B>, 1>::from_data(TensorData::new(noise, [d]), &device);
+            let view = StepView {
+                chain,
+                step: t,
+                draw: is_draw.then(|| trace.draws.len() - 1),
+                loss: value,
+                weights: &w,
+                w_star: &w_star,
+                gradient: &g,
+                noise: &xi,
+                step_size: eps,
+                n_beta,
+                init_loss,
+                draws: &trace.draws,
+            };
+            observer.observe(&view, &mut record);
+            if is_draw {
+                record.drain_into(&mut trace.observables);
+            } else {
+                record.clear();
+            }
             let mut next = w.clone() * c_w + star_term.clone() - g * c_g + xi * c_xi;
             if let Some((lo, hi)) = &bounds {
                 next = next.max_pair(lo.clone()).min_pair(hi.clone());
             }
             w = next;
             model = write_back(model, Tensor::from_inner(w.clone())).expect("layout of the same model");
-            on_step();
         }
     });
     trace

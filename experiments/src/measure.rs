@@ -119,7 +119,7 @@ pub fn measure_point<B: AutodiffBackend>(
 ) -> anyhow::Result<Measurement> {
     let PointOfRun { seed, epoch, calibrated, with_validated } = at;
     use slt_core::seed::{derive_seed, stream};
-    use slt_hessian::{trace, ExactHvp, HessianVectorProduct};
+    use slt_hessian::{trace, ExactHvp, SymmetricOperator};
     type Outer<B> = burn_autodiff::Autodiff<B>;
     let started = std::time::Instant::now();
     // Tr(H) over a fixed, seeded evaluation set.

@@ -10,9 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use slt_datasets::{resolve_data_dir, ClassificationBatch, DatasetKind, RawSplits, SplitOptions};
 use slt_experiments::BackendKind;
-use slt_hessian::{
-    eigen, slq_density, trace, ExactHvp, HessianVectorProduct, LanczosOptions, PowerOptions, SlqOptions,
-};
+use slt_hessian::{eigen, slq_density, trace, ExactHvp, LanczosOptions, PowerOptions, SlqOptions, SymmetricOperator};
 use slt_models::{Classifier, ModelSpec};
 
 use crate::args::{positive, WeightsArgs};

@@ -13,7 +13,7 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use slt_core::params::flatten_grads;
-use slt_hessian::{hutchinson, EvalSet, ExactHvp, HessianVectorProduct, HutchinsonOptions};
+use slt_hessian::{hutchinson, EvalSet, ExactHvp, HutchinsonOptions, SymmetricOperator};
 use slt_models::loss::cross_entropy;
 use slt_models::{Classifier, ModelSpec};
 
@@ -66,7 +66,7 @@ fn main() {
 
     // Warm-up.
     let g0 = gradient();
-    let h0 = op.hvp(&v).unwrap();
+    let h0 = op.apply(&v).unwrap();
     assert_eq!((g0.len(), h0.len()), (d, d));
 
     let (mut tg, mut th, mut tog) = (vec![], vec![], vec![]);
@@ -75,7 +75,7 @@ fn main() {
         std::hint::black_box(gradient());
         tg.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        std::hint::black_box(op.hvp(&v).unwrap());
+        std::hint::black_box(op.apply(&v).unwrap());
         th.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         std::hint::black_box(op.gradient().unwrap());

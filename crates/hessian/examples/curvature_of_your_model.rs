@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use slt_hessian::dense::{dense_hessian, DenseSpectrum};
 use slt_hessian::linalg::gaussian;
-use slt_hessian::{hutchinson, lanczos, EvalSet, ExactHvp, HessianVectorProduct, HutchinsonOptions, LanczosOptions};
+use slt_hessian::{hutchinson, lanczos, EvalSet, ExactHvp, HutchinsonOptions, LanczosOptions, SymmetricOperator};
 use slt_models::loss::cross_entropy;
 
 type F = burn_ndarray::NdArray<f64>;

@@ -9,7 +9,7 @@ use burn::tensor::{DType, ElementConversion, Tensor, TensorData};
 use slt_core::params::{flatten_grads, flatten_to_vec, num_params, write_back_vec};
 use slt_core::Loss;
 
-use crate::operator::{check_len, EvalSet, HessianVectorProduct};
+use crate::operator::{check_len, EvalSet, SymmetricOperator};
 use crate::HessianError;
 
 /// Sets `require_grad` of every float parameter of `module` (detaching its value first).
@@ -36,7 +36,7 @@ pub fn machine_epsilon(dtype: DType) -> f64 {
 
 /// Σ_p ⟨∇_p, v_p⟩ over the float parameters p of `module` (gradients from `grads`, v split per
 /// parameter in visiting order), without concatenating the gradients.
-fn dot_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
+pub(crate) fn dot_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &B::Gradients,
     v: &[Tensor<B::InnerBackend, 1>],
@@ -88,13 +88,13 @@ fn add_grads<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &B::Gr
 }
 
 /// acc ← acc + w·t, in f64 on the host.
-fn accumulate<B: Backend>(acc: &mut [f64], w: f64, t: Tensor<B, 1>) {
+pub(crate) fn accumulate<B: Backend>(acc: &mut [f64], w: f64, t: Tensor<B, 1>) {
     for (a, x) in acc.iter_mut().zip(t.into_data().iter::<f64>()) {
         *a += w * x;
     }
 }
 
-fn check_finite(v: &[f64], what: &'static str) -> Result<(), HessianError> {
+pub(crate) fn check_finite(v: &[f64], what: &'static str) -> Result<(), HessianError> {
     if v.iter().all(|x| x.is_finite()) {
         Ok(())
     } else {
@@ -233,7 +233,7 @@ where
     }
 }
 
-impl<B, M, D, L> HessianVectorProduct for ExactHvp<B, M, D, L>
+impl<B, M, D, L> SymmetricOperator for ExactHvp<B, M, D, L>
 where
     B: AutodiffBackend,
     B::InnerBackend: AutodiffBackend,
@@ -245,7 +245,7 @@ where
         self.dim
     }
 
-    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
+    fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
         check_len(self.dim, v)?;
         let device = self.tracked.devices().into_iter().next().unwrap_or_default();
         // v split per parameter tensor, so that neither g·v nor the result needs a
@@ -394,7 +394,7 @@ where
     }
 }
 
-impl<B, M, D, L> HessianVectorProduct for FiniteDifferenceHvp<B, M, D, L>
+impl<B, M, D, L> SymmetricOperator for FiniteDifferenceHvp<B, M, D, L>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
@@ -404,7 +404,7 @@ where
         self.w.len()
     }
 
-    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
+    fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
         check_len(self.w.len(), v)?;
         let v_norm = crate::linalg::norm(v);
         if v_norm == 0.0 {

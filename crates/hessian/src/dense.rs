@@ -2,7 +2,7 @@
 
 use nalgebra::DMatrix;
 
-use crate::{HessianError, HessianVectorProduct, SymmetricMatrix};
+use crate::{HessianError, SymmetricMatrix, SymmetricOperator};
 
 /// The largest d [`dense_hessian`] accepts by default (d products, d² entries).
 pub const DENSE_LIMIT: usize = 2000;
@@ -10,7 +10,7 @@ pub const DENSE_LIMIT: usize = 2000;
 /// H formed column by column from d products with the unit vectors, He₁ … He_d, then
 /// symmetrised as (H + Hᵀ)/2 (the asymmetry left is rounding; [`dense_hessian_asymmetry`]
 /// reports it). Errors for d > [`DENSE_LIMIT`]; use [`dense_hessian_unchecked`] to go beyond.
-pub fn dense_hessian<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<SymmetricMatrix, HessianError> {
+pub fn dense_hessian<H: SymmetricOperator + ?Sized>(op: &H) -> Result<SymmetricMatrix, HessianError> {
     let d = op.dim();
     if d > DENSE_LIMIT {
         return Err(HessianError::TooLarge { dim: d, limit: DENSE_LIMIT });
@@ -19,25 +19,25 @@ pub fn dense_hessian<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<Symmetr
 }
 
 /// [`dense_hessian`] without the size limit.
-pub fn dense_hessian_unchecked<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<SymmetricMatrix, HessianError> {
+pub fn dense_hessian_unchecked<H: SymmetricOperator + ?Sized>(op: &H) -> Result<SymmetricMatrix, HessianError> {
     SymmetricMatrix::new(raw_columns(op)?)
 }
 
 /// ‖H − Hᵀ‖_F / ‖H‖_F of the unsymmetrised column matrix (≈ the relative error of the
 /// products; 0 for exact arithmetic).
-pub fn dense_hessian_asymmetry<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<f64, HessianError> {
+pub fn dense_hessian_asymmetry<H: SymmetricOperator + ?Sized>(op: &H) -> Result<f64, HessianError> {
     let m = raw_columns(op)?;
     let n = m.norm();
     Ok(if n == 0.0 { 0.0 } else { (&m - m.transpose()).norm() / n })
 }
 
-fn raw_columns<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<DMatrix<f64>, HessianError> {
+fn raw_columns<H: SymmetricOperator + ?Sized>(op: &H) -> Result<DMatrix<f64>, HessianError> {
     let d = op.dim();
     let mut m = DMatrix::zeros(d, d);
     let mut e = vec![0.0; d];
     for j in 0..d {
         e[j] = 1.0;
-        let col = op.hvp(&e)?;
+        let col = op.apply(&e)?;
         e[j] = 0.0;
         m.set_column(j, &nalgebra::DVector::from_vec(col));
     }

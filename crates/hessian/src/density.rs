@@ -3,7 +3,7 @@
 
 use crate::eigen::lanczos_run;
 use crate::linalg::{rademacher, tridiagonal_eigen};
-use crate::{HessianError, HessianVectorProduct};
+use crate::{HessianError, SymmetricOperator};
 
 /// Options of [`slq_density`].
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +99,7 @@ impl SpectralDensity {
 /// Σᵢ (q₁ᵀuᵢ)² δ(λ − λᵢ)), and E[(q₁ᵀuᵢ)²] = 1/d, so the nodes and weights averaged over probes
 /// estimate the spectral measure (1/d) Σᵢ δ(λ − λᵢ). The density is its convolution with a
 /// Gaussian of width σ, evaluated on a uniform grid.
-pub fn slq_density<H: HessianVectorProduct + ?Sized>(
+pub fn slq_density<H: SymmetricOperator + ?Sized>(
     op: &H,
     options: &SlqOptions,
 ) -> Result<SpectralDensity, HessianError> {

@@ -2,7 +2,7 @@
 //! and the Lanczos method with full reorthogonalisation.
 
 use crate::linalg::{axpy, dot, gaussian, norm, orthogonalize, scale, tridiagonal_eigen};
-use crate::{HessianError, HessianVectorProduct};
+use crate::{HessianError, SymmetricOperator};
 
 /// Eigenvalues (and eigenvectors) found by [`power_iteration`] or [`lanczos`].
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +48,7 @@ impl Default for PowerOptions {
 /// iterations converge). The Rayleigh quotient's error is O(ε²) for an eigenvector error ε;
 /// convergence is geometric with rate |λᵢ₊₁/λᵢ|, slow for close eigenvalues: prefer
 /// [`lanczos`] for more than the top one or two.
-pub fn power_iteration<H: HessianVectorProduct + ?Sized>(
+pub fn power_iteration<H: SymmetricOperator + ?Sized>(
     op: &H,
     options: &PowerOptions,
 ) -> Result<Eigenpairs, HessianError> {
@@ -76,7 +76,7 @@ pub fn power_iteration<H: HessianVectorProduct + ?Sized>(
         let mut hv = Vec::new();
         for _ in 0..options.max_iter.max(1) {
             iterations += 1;
-            hv = op.hvp(&v)?;
+            hv = op.apply(&v)?;
             out.matvecs += 1;
             let new = dot(&v, &hv);
             let done = lambda.is_some_and(|old| (new - old).abs() <= options.tol * (old.abs() + 1e-6));
@@ -156,7 +156,7 @@ pub struct LanczosRun {
 /// against every previous basis vector (twice), at most `steps` steps, stopping early at an
 /// invariant subspace. `stop` is called after each step with the run so far; returning true ends
 /// the iteration. The basis is always kept (full reorthogonalisation needs it).
-pub fn lanczos_run<H: HessianVectorProduct + ?Sized>(
+pub fn lanczos_run<H: SymmetricOperator + ?Sized>(
     op: &H,
     q1: Vec<f64>,
     steps: usize,
@@ -172,7 +172,7 @@ pub fn lanczos_run<H: HessianVectorProduct + ?Sized>(
     scale(1.0 / n, &mut q);
     let mut run = LanczosRun { alpha: vec![], beta: vec![], beta_next: 0.0, basis: vec![], matvecs: 0 };
     for j in 0..steps {
-        let mut w = op.hvp(&q)?;
+        let mut w = op.apply(&q)?;
         run.matvecs += 1;
         let a = dot(&q, &w);
         run.alpha.push(a);
@@ -215,7 +215,7 @@ fn wanted(values: &[f64], k: usize, which: Which) -> Vec<usize> {
 /// βₘ |sₘᵢ| is the residual, so |θᵢ − λ| ≤ βₘ|sₘᵢ| for some eigenvalue λ of H. Iterates until
 /// every wanted residual is below `tol`·|θᵢ| (checked every step) or `max_steps`. Values are
 /// returned sorted for `which` (descending for the largest). Memory: m vectors of length d.
-pub fn lanczos<H: HessianVectorProduct + ?Sized>(op: &H, options: &LanczosOptions) -> Result<Eigenpairs, HessianError> {
+pub fn lanczos<H: SymmetricOperator + ?Sized>(op: &H, options: &LanczosOptions) -> Result<Eigenpairs, HessianError> {
     let d = op.dim();
     if options.k == 0 || options.k > d {
         return Err(HessianError::InvalidOption(format!("k = {} for d = {d}", options.k)));

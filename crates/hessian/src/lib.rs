@@ -1,10 +1,13 @@
 //! Curvature of the loss of **any** burn model: Hessian-vector products, trace, extreme
 //! eigenvalues and spectral density (the algorithms of PyHessian, Yao et al. 2020).
 //!
-//! * [`HessianVectorProduct`]: the operator v ↦ Hv all algorithms use. Implemented by
+//! * [`SymmetricOperator`]: the operator v ↦ Av all algorithms use. Implemented by
 //!   [`ExactHvp`] (double backward on `Autodiff<Autodiff<F>>`: exact), by
 //!   [`FiniteDifferenceHvp`] (central differences of gradients on any autodiff backend, for
-//!   models whose ops burn cannot differentiate twice) and by [`SymmetricMatrix`].
+//!   models whose ops burn cannot differentiate twice), by [`GaussNewton`] (the generalised
+//!   Gauss–Newton matrix, which for softmax cross-entropy is the true Fisher, and through
+//!   [`GaussNewton::empirical_fisher`] the empirical or sampled Fisher) and by
+//!   [`SymmetricMatrix`]. [`hessian_trace`] is the one-call Tr(H).
 //!   The loss is L(w) = Σ_b ω_b L_b(w) over a fixed [`EvalSet`] of batches (the paper: 10
 //!   batches of 128), with any loss closure `Fn(&model, &batch) -> Tensor<B, 1>`.
 //! * [`trace`]: Hutchinson with Rademacher probes (standard error, relative-tolerance stop) and
@@ -20,7 +23,7 @@
 //! ```
 //! use burn::module::{Module, Param};
 //! use burn::tensor::{backend::Backend, Tensor};
-//! use slt_hessian::{eigen, trace, EvalSet, ExactHvp, HessianVectorProduct};
+//! use slt_hessian::{eigen, trace, EvalSet, ExactHvp, SymmetricOperator};
 //!
 //! #[derive(Module, Debug)]
 //! struct Weights<B: Backend> {
@@ -36,7 +39,7 @@
 //! let loss = |m: &Weights<Outer>, a: &Tensor<Outer, 1>| (m.w.val().powi_scalar(2) * a.clone()).sum() * 0.5;
 //!
 //! let h = ExactHvp::<Outer, Weights<Outer>, _, _>::new(model, EvalSet::uniform(vec![a]).unwrap(), loss).unwrap();
-//! assert_eq!(h.hvp(&[1.0, 1.0, 1.0]).unwrap(), vec![3.0, 2.0, 1.0]);
+//! assert_eq!(h.apply(&[1.0, 1.0, 1.0]).unwrap(), vec![3.0, 2.0, 1.0]);
 //! assert_eq!(h.gradient().unwrap(), vec![3.0, -4.0, 0.5]);
 //!
 //! let t = trace::hutchinson(&h, &trace::HutchinsonOptions::default()).unwrap();
@@ -46,6 +49,7 @@
 //! ```
 
 pub mod autodiff;
+pub mod curvature;
 pub mod dense;
 pub mod density;
 pub mod eigen;
@@ -55,9 +59,35 @@ pub mod operator;
 pub mod trace;
 
 pub use autodiff::{machine_epsilon, ExactHvp, FiniteDifferenceHvp, StepRule};
+pub use curvature::GaussNewton;
 pub use dense::{dense_hessian, DenseSpectrum, DENSE_LIMIT};
 pub use density::{slq_density, SlqOptions, SpectralDensity};
 pub use eigen::{lanczos, power_iteration, Eigenpairs, LanczosOptions, PowerOptions, Which};
 pub use error::HessianError;
-pub use operator::{EvalSet, HessianVectorProduct, Observed, SymmetricMatrix};
+pub use operator::{EvalSet, HessianVectorProduct, Observed, SymmetricMatrix, SymmetricOperator};
 pub use trace::{hutch_pp, hutchinson, HutchinsonOptions, TraceEstimate, TraceMethod};
+
+/// Tr(H) of the mean loss over `batches` (equal weights) at the parameters of `model`, by
+/// Hutchinson's estimator with `probes` Rademacher probes from `seed`, with exact products
+/// ([`ExactHvp`]): the one call for "the Hessian trace of my model".
+///
+/// `model` lives on `Autodiff<F>` and the batches on `Autodiff<Autodiff<F>>` (see
+/// [`ExactHvp`]); the result carries the standard error over the probes.
+pub fn hessian_trace<B, M, D, L>(
+    model: M::InnerModule,
+    batches: Vec<D>,
+    loss: L,
+    probes: usize,
+    seed: u64,
+) -> Result<TraceEstimate, HessianError>
+where
+    B: burn::tensor::backend::AutodiffBackend,
+    B::InnerBackend: burn::tensor::backend::AutodiffBackend,
+    M: burn::module::AutodiffModule<B>,
+    M::InnerModule: burn::module::AutodiffModule<B::InnerBackend>,
+    L: slt_core::Loss<B, M, D>,
+{
+    let hvp = ExactHvp::<B, M, D, L>::new(model, EvalSet::uniform(batches)?, loss)?;
+    let options = HutchinsonOptions { max_probes: probes, min_probes: probes.min(2), rel_tol: None, seed };
+    hutchinson(&hvp, &options)
+}

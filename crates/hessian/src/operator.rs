@@ -1,30 +1,36 @@
 //! The operator interface: everything the trace, eigenvalue and density algorithms need is
-//! v ↦ Hv for a symmetric H ∈ ℝ^{d×d}.
+//! v ↦ Av for a symmetric A ∈ ℝ^{d×d}: a Hessian, a Gauss–Newton matrix, a Fisher, a matrix.
 
 use nalgebra::DMatrix;
 
 use crate::HessianError;
 
-/// A symmetric linear operator H ∈ ℝ^{d×d} that can be applied to host vectors.
+/// A symmetric linear operator A ∈ ℝ^{d×d} that can be applied to host vectors: the one
+/// interface every algorithm of this crate (Hutchinson, Hutch++, power iteration, Lanczos, SLQ,
+/// the dense oracle) takes.
 ///
 /// Implemented by the Hessian of a model's loss ([`ExactHvp`](crate::ExactHvp) by double
 /// backward, [`FiniteDifferenceHvp`](crate::FiniteDifferenceHvp) by central differences of
-/// gradients) and by a plain dense matrix ([`SymmetricMatrix`]), so every algorithm of this
-/// crate can be tested on matrices with known spectra.
-pub trait HessianVectorProduct {
+/// gradients), by the generalised Gauss–Newton matrix and the empirical Fisher
+/// ([`GaussNewton`](crate::GaussNewton)), and by a plain dense matrix ([`SymmetricMatrix`]), so
+/// every algorithm can also be tested on matrices with known spectra.
+pub trait SymmetricOperator {
     /// d, the number of parameters.
     fn dim(&self) -> usize;
 
-    /// Hv. Errors if `v.len() != self.dim()` or the product is not finite.
-    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError>;
+    /// Av. Errors if `v.len() != self.dim()` or the product is not finite.
+    fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError>;
 }
 
-impl<T: HessianVectorProduct + ?Sized> HessianVectorProduct for &T {
+/// The name this trait had before it served other operators than Hessians.
+pub use SymmetricOperator as HessianVectorProduct;
+
+impl<T: SymmetricOperator + ?Sized> SymmetricOperator for &T {
     fn dim(&self) -> usize {
         (**self).dim()
     }
-    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
-        (**self).hvp(v)
+    fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
+        (**self).apply(v)
     }
 }
 
@@ -91,11 +97,11 @@ impl SymmetricMatrix {
     }
 }
 
-impl HessianVectorProduct for SymmetricMatrix {
+impl SymmetricOperator for SymmetricMatrix {
     fn dim(&self) -> usize {
         self.matrix.nrows()
     }
-    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
+    fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
         check_len(self.dim(), v)?;
         let v = nalgebra::DVector::from_column_slice(v);
         Ok((&self.matrix * v).as_slice().to_vec())
@@ -165,7 +171,7 @@ pub struct Observed<H, F> {
     count: std::sync::atomic::AtomicUsize,
 }
 
-impl<H: HessianVectorProduct, F: Fn(usize)> Observed<H, F> {
+impl<H: SymmetricOperator, F: Fn(usize)> Observed<H, F> {
     /// Wraps `inner`.
     pub fn new(inner: H, on_product: F) -> Self {
         Self { inner, on_product, count: std::sync::atomic::AtomicUsize::new(0) }
@@ -182,12 +188,12 @@ impl<H: HessianVectorProduct, F: Fn(usize)> Observed<H, F> {
     }
 }
 
-impl<H: HessianVectorProduct, F: Fn(usize)> HessianVectorProduct for Observed<H, F> {
+impl<H: SymmetricOperator, F: Fn(usize)> SymmetricOperator for Observed<H, F> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
-    fn hvp(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
-        let out = self.inner.hvp(v)?;
+    fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
+        let out = self.inner.apply(v)?;
         let n = self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         (self.on_product)(n);
         Ok(out)

@@ -2,7 +2,7 @@
 //! Woodruff 2021).
 
 use crate::linalg::{dot, orthogonalize, orthonormal_basis, rademacher};
-use crate::{HessianError, HessianVectorProduct};
+use crate::{HessianError, SymmetricOperator};
 
 /// Which estimator produced a [`TraceEstimate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ fn mean_and_std_error(samples: &[f64]) -> (f64, f64) {
 /// of n samples with standard error s/√n; the variance of one sample is
 /// 2(‖H‖_F² − Σᵢ Hᵢᵢ²) (Hutchinson 1989; Avron & Toledo 2011). Probe i uses the seed path
 /// `[PROBES, 0, i]` of `options.seed`, so a longer run extends a shorter one.
-pub fn hutchinson<H: HessianVectorProduct + ?Sized>(
+pub fn hutchinson<H: SymmetricOperator + ?Sized>(
     op: &H,
     options: &HutchinsonOptions,
 ) -> Result<TraceEstimate, HessianError> {
@@ -88,7 +88,7 @@ pub fn hutchinson<H: HessianVectorProduct + ?Sized>(
     for i in 0..options.max_probes {
         let mut rng = slt_core::seed::rng_for(options.seed, &[slt_core::seed::stream::PROBES, 0, i as u64]);
         let z = rademacher(d, &mut rng);
-        let hz = op.hvp(&z)?;
+        let hz = op.apply(&z)?;
         samples.push(dot(&z, &hz));
         if let Some(tol) = options.rel_tol {
             if samples.len() >= min {
@@ -121,7 +121,7 @@ pub fn hutchinson<H: HessianVectorProduct + ?Sized>(
 /// using k products for HS, k for HQ and k' = matvecs − 2k for the residual term. The sketch
 /// removes the top of the spectrum from the stochastic part, so for Hessians with decaying
 /// spectra the error falls like 1/matvecs instead of 1/√matvecs. Needs matvecs ≥ 3.
-pub fn hutch_pp<H: HessianVectorProduct + ?Sized>(
+pub fn hutch_pp<H: SymmetricOperator + ?Sized>(
     op: &H,
     matvecs: usize,
     seed: u64,
@@ -139,20 +139,20 @@ pub fn hutch_pp<H: HessianVectorProduct + ?Sized>(
     let mut used = 0;
     let mut sketch = Vec::with_capacity(k);
     for i in 0..k {
-        sketch.push(op.hvp(&probe(1, i))?);
+        sketch.push(op.apply(&probe(1, i))?);
         used += 1;
     }
     let q = orthonormal_basis(sketch);
     let mut top = 0.0;
     for qi in &q {
-        top += dot(qi, &op.hvp(qi)?);
+        top += dot(qi, &op.apply(qi)?);
         used += 1;
     }
     let mut samples = Vec::with_capacity(residual);
     for i in 0..residual {
         let mut g = probe(2, i);
         orthogonalize(&mut g, &q);
-        let hg = op.hvp(&g)?;
+        let hg = op.apply(&g)?;
         used += 1;
         samples.push(dot(&g, &hg));
     }
@@ -171,13 +171,13 @@ pub fn hutch_pp<H: HessianVectorProduct + ?Sized>(
 }
 
 /// Exact tr(H) from d products with the unit vectors (d ≤ a few thousand).
-pub fn exact_trace<H: HessianVectorProduct + ?Sized>(op: &H) -> Result<f64, HessianError> {
+pub fn exact_trace<H: SymmetricOperator + ?Sized>(op: &H) -> Result<f64, HessianError> {
     let d = op.dim();
     let mut e = vec![0.0; d];
     let mut total = 0.0;
     for i in 0..d {
         e[i] = 1.0;
-        total += op.hvp(&e)?[i];
+        total += op.apply(&e)?[i];
         e[i] = 0.0;
     }
     Ok(total)

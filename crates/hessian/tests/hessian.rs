@@ -11,8 +11,8 @@ use slt_hessian::dense::{dense_hessian, dense_hessian_asymmetry};
 use slt_hessian::linalg::gaussian;
 use slt_hessian::{
     eigen, hutch_pp, hutchinson, lanczos, power_iteration, slq_density, DenseSpectrum, EvalSet, ExactHvp,
-    FiniteDifferenceHvp, HessianError, HessianVectorProduct, HutchinsonOptions, LanczosOptions, PowerOptions,
-    SlqOptions, StepRule, SymmetricMatrix, Which,
+    FiniteDifferenceHvp, HessianError, HutchinsonOptions, LanczosOptions, PowerOptions, SlqOptions, StepRule,
+    SymmetricMatrix, SymmetricOperator, Which,
 };
 use slt_models::loss::cross_entropy;
 
@@ -165,7 +165,7 @@ where
 
 /// The MLP and the conv net after 300 steps of gradient descent (trace, eigenvalue and density
 /// tests).
-fn trained_operators() -> Vec<(&'static str, Box<dyn HessianVectorProduct>)> {
+fn trained_operators() -> Vec<(&'static str, Box<dyn SymmetricOperator>)> {
     let device = Default::default();
     let mlp =
         trained(TinyMlp::<Ad<F64>>::new(0, &device), eval_set(INPUTS, &device), mlp_loss as MlpLoss<Ad<F64>>, 300, 1.0);
@@ -211,7 +211,12 @@ fn exact_hvp_matches_finite_differences_and_f32() {
                     mlp_loss as MlpLoss<Ad2<F64>>,
                 )
                 .unwrap();
-                (op.hvp(&v).unwrap(), fd.hvp(&v).unwrap(), mlp_exact::<F32>().hvp(&v).unwrap(), joined.hvp(&v).unwrap())
+                (
+                    op.apply(&v).unwrap(),
+                    fd.apply(&v).unwrap(),
+                    mlp_exact::<F32>().apply(&v).unwrap(),
+                    joined.apply(&v).unwrap(),
+                )
             }
             _ => {
                 let op = conv_exact::<F64>();
@@ -231,10 +236,10 @@ fn exact_hvp_matches_finite_differences_and_f32() {
                 )
                 .unwrap();
                 (
-                    op.hvp(&v).unwrap(),
-                    fd.hvp(&v).unwrap(),
-                    conv_exact::<F32>().hvp(&v).unwrap(),
-                    joined.hvp(&v).unwrap(),
+                    op.apply(&v).unwrap(),
+                    fd.apply(&v).unwrap(),
+                    conv_exact::<F32>().apply(&v).unwrap(),
+                    joined.apply(&v).unwrap(),
                 )
             }
         };
@@ -257,7 +262,7 @@ fn finite_difference_path_errors() {
     let device = Default::default();
     let exact = mlp_exact::<F64>();
     let v = direction(exact.dim(), 2);
-    let hv = exact.hvp(&v).unwrap();
+    let hv = exact.apply(&v).unwrap();
     let fd64 = FiniteDifferenceHvp::new(
         TinyMlp::<Ad<F64>>::new(0, &device),
         eval_set(INPUTS, &device),
@@ -271,8 +276,8 @@ fn finite_difference_path_errors() {
         mlp_loss as MlpLoss<Ad<F32>>,
     )
     .unwrap();
-    let e64 = relative_error(&fd64.hvp(&v).unwrap(), &hv);
-    let e32 = relative_error(&fd32.hvp(&v).unwrap(), &hv);
+    let e64 = relative_error(&fd64.apply(&v).unwrap(), &hv);
+    let e32 = relative_error(&fd32.apply(&v).unwrap(), &hv);
     println!(
         "finite differences, automatic step: f64 {e64:.2e} (h·‖v‖ = {:.2e}), f32 {e32:.2e} (h·‖v‖ = {:.2e})",
         fd64.step_for(1.0),
@@ -284,15 +289,15 @@ fn finite_difference_path_errors() {
     let g = exact.gradient().unwrap();
     assert!(relative_error(&fd64.gradient().unwrap(), &g) < 1e-12);
     // Zero direction, wrong length.
-    assert_eq!(fd64.hvp(&vec![0.0; exact.dim()]).unwrap(), vec![0.0; exact.dim()]);
-    assert!(matches!(fd64.hvp(&[1.0]), Err(HessianError::DimensionMismatch { .. })));
-    assert!(matches!(exact.hvp(&[1.0]), Err(HessianError::DimensionMismatch { .. })));
+    assert_eq!(fd64.apply(&vec![0.0; exact.dim()]).unwrap(), vec![0.0; exact.dim()]);
+    assert!(matches!(fd64.apply(&[1.0]), Err(HessianError::DimensionMismatch { .. })));
+    assert!(matches!(exact.apply(&[1.0]), Err(HessianError::DimensionMismatch { .. })));
 }
 
 /// Hutchinson within 3 standard errors of the exact trace of the dense Hessian (MLP, conv).
 #[test]
 fn hutchinson_within_three_standard_errors() {
-    let check = |name: &str, op: &dyn HessianVectorProduct| {
+    let check = |name: &str, op: &dyn SymmetricOperator| {
         let dense = dense_hessian(op).unwrap();
         let exact = dense.trace();
         let est = hutchinson(op, &HutchinsonOptions { max_probes: 200, min_probes: 10, rel_tol: Some(0.02), seed: 3 })
@@ -429,7 +434,7 @@ fn matrix_with_known_spectrum() {
     assert!(relative_error(&l.values, &[40.0, 25.0, 12.0]) < 1e-9, "{:?}", l.values);
     // Ritz vectors are eigenvectors: residual ‖Hx − θx‖ small.
     for (x, t) in l.vectors.iter().zip(&l.values) {
-        let hx = m.hvp(x).unwrap();
+        let hx = m.apply(x).unwrap();
         let r: f64 = hx.iter().zip(x).map(|(a, b)| (a - t * b).powi(2)).sum::<f64>().sqrt();
         assert!(r < 1e-6, "{r}");
     }
@@ -480,7 +485,7 @@ fn hutchinson_stops_at_tolerance() {
 #[test]
 fn errors_are_typed() {
     let m = SymmetricMatrix::with_spectrum(&[1.0, 2.0], 0);
-    assert!(matches!(m.hvp(&[1.0]), Err(HessianError::DimensionMismatch { expected: 2, got: 1 })));
+    assert!(matches!(m.apply(&[1.0]), Err(HessianError::DimensionMismatch { expected: 2, got: 1 })));
     assert!(matches!(hutch_pp(&m, 2, 0), Err(HessianError::InvalidOption(_))));
     assert!(matches!(lanczos(&m, &LanczosOptions { k: 3, ..Default::default() }), Err(HessianError::InvalidOption(_))));
     assert!(matches!(
@@ -501,4 +506,169 @@ fn observed_counts_products() {
     let op = slt_hessian::Observed::new(&m, |n| seen.set(n));
     let est = hutch_pp(&op, 30, 0).unwrap();
     assert_eq!((op.products(), seen.get(), est.matvecs), (30, 30, 30));
+}
+
+/// Per-example softmax cross-entropy losses of a batch, as a column `[m, 1]`.
+fn per_example_ce<B: Backend>(logits: Tensor<B, 2>, one_hot: Tensor<B, 2>) -> Tensor<B, 2> {
+    (burn::tensor::activation::log_softmax(logits, 1) * one_hot).sum_dim(1).neg()
+}
+
+/// ∂(scalar)/∂w of the MLP on the single autodiff level, as a host vector.
+fn gradient_of(model: &TinyMlp<Ad<F64>>, scalar: Tensor<Ad<F64>, 1>) -> Vec<f64> {
+    let grads = scalar.backward();
+    slt_core::params::flatten_grads(model, &grads).into_data().iter::<f64>().collect()
+}
+
+fn matvec(rows: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
+    rows.iter().map(|r| r.iter().zip(v).map(|(a, b)| a * b).sum()).collect()
+}
+
+/// The GGN of the tanh MLP under softmax cross-entropy against a dense oracle built from the
+/// Jacobian of the logits (one backward per logit) and the closed-form output Hessian
+/// (1/m)(diag p − ppᵀ): ≤ 1e-10 relative (f64). It differs from the Hessian (the tanh layer's
+/// second derivatives), and on a linear model with squared error it is the Hessian (≤ 1e-10).
+#[test]
+fn gauss_newton_matches_its_dense_oracle_and_is_the_hessian_of_linear_least_squares() {
+    let device = Default::default();
+    let eval = eval_set::<Ad2<F64>>(INPUTS, &device);
+    let ggn = slt_hessian::GaussNewton::<Ad2<F64>, TinyMlp<Ad2<F64>>, _, _, _>::new(
+        TinyMlp::new(0, &device),
+        eval,
+        |m: &TinyMlp<Ad2<F64>>, b: &Batch<Ad2<F64>>| m.forward(b.0.clone()),
+        |z: &Tensor<Ad2<F64>, 2>, b: &Batch<Ad2<F64>>| cross_entropy(z.clone(), b.1.clone()),
+    )
+    .unwrap();
+    let d = ggn.dim();
+    // Oracle: G = Σ_b ω_b J_bᵀ H_b J_b on the single autodiff level.
+    let model = TinyMlp::<Ad<F64>>::new(0, &device);
+    let host_eval = eval_set::<Ad<F64>>(INPUTS, &device);
+    let mut g_dense = vec![vec![0.0; d]; d];
+    for (batch, &omega) in host_eval.batches().iter().zip(host_eval.weights()) {
+        let m = batch.0.dims()[0];
+        let logits = model.forward(batch.0.clone());
+        let p: Vec<f64> =
+            burn::tensor::activation::softmax(logits.clone().detach(), 1).into_data().iter::<f64>().collect();
+        for i in 0..m {
+            let rows: Vec<Vec<f64>> = (0..CLASSES)
+                .map(|c| gradient_of(&model, model.forward(batch.0.clone()).slice([i..i + 1, c..c + 1]).sum()))
+                .collect();
+            let pi = &p[i * CLASSES..(i + 1) * CLASSES];
+            for a in 0..CLASSES {
+                for c in 0..CLASSES {
+                    let h = ((a == c) as u8 as f64 * pi[a] - pi[a] * pi[c]) * omega / m as f64;
+                    for (r, row) in g_dense.iter_mut().enumerate() {
+                        let left = rows[a][r] * h;
+                        for (cell, right) in row.iter_mut().zip(&rows[c]) {
+                            *cell += left * right;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let hessian = mlp_exact::<F64>();
+    for seed in 0..3 {
+        let v = direction(d, 40 + seed);
+        let err = relative_error(&ggn.apply(&v).unwrap(), &matvec(&g_dense, &v));
+        println!("GGN vs dense oracle, direction {seed}: {err:.2e}");
+        assert!(err < 1e-10, "{err}");
+        let from_hessian = relative_error(&ggn.apply(&v).unwrap(), &hessian.apply(&v).unwrap());
+        assert!(from_hessian > 1e-3, "the GGN of a tanh MLP should differ from its Hessian: {from_hessian}");
+    }
+
+    // A linear model with squared error: GGN = Hessian.
+    #[derive(Module, Debug)]
+    struct Affine<B: Backend> {
+        w: Param<Tensor<B, 2>>,
+        b: Param<Tensor<B, 1>>,
+    }
+    let affine = || Affine::<Ad<F64>> {
+        w: Param::from_tensor(Tensor::from_data(
+            TensorData::new(direction(INPUTS * CLASSES, 5), [INPUTS, CLASSES]),
+            &device,
+        )),
+        b: Param::from_tensor(Tensor::from_data(TensorData::new(direction(CLASSES, 6), [CLASSES]), &device)),
+    };
+    let outputs =
+        |m: &Affine<Ad2<F64>>, b: &Batch<Ad2<F64>>| b.0.clone().matmul(m.w.val()) + m.b.val().unsqueeze_dim(0);
+    let squared = |z: &Tensor<Ad2<F64>, 2>, b: &Batch<Ad2<F64>>| (z.clone() - b.1.clone()).square().sum() * 0.5;
+    let ggn = slt_hessian::GaussNewton::<Ad2<F64>, Affine<Ad2<F64>>, _, _, _>::new(
+        affine(),
+        eval_set(INPUTS, &device),
+        outputs,
+        squared,
+    )
+    .unwrap();
+    let loss = move |m: &Affine<Ad2<F64>>, b: &Batch<Ad2<F64>>| squared(&outputs(m, b), b);
+    let h = ExactHvp::<Ad2<F64>, Affine<Ad2<F64>>, _, _>::new(affine(), eval_set(INPUTS, &device), loss).unwrap();
+    let v = direction(ggn.dim(), 7);
+    let err = relative_error(&ggn.apply(&v).unwrap(), &h.apply(&v).unwrap());
+    assert!(err < 1e-10, "GGN vs Hessian of linear least squares: {err}");
+}
+
+/// The empirical Fisher against Σ_b ω_b (1/m_b) Σᵢ gᵢgᵢᵀ from per-example gradients (≤ 1e-10
+/// relative, f64), and its exact trace (dense, d = 114) against the mean squared norm of the
+/// per-example scores Σ_b ω_b (1/m_b) Σᵢ ‖gᵢ‖² (≤ 1e-10 relative).
+#[test]
+fn empirical_fisher_matches_per_example_gradients_and_its_trace_is_the_mean_squared_score() {
+    let device = Default::default();
+    let fisher = slt_hessian::GaussNewton::<Ad2<F64>, TinyMlp<Ad2<F64>>, _, _, _>::empirical_fisher(
+        TinyMlp::new(0, &device),
+        eval_set(INPUTS, &device),
+        |m: &TinyMlp<Ad2<F64>>, b: &Batch<Ad2<F64>>| per_example_ce(m.forward(b.0.clone()), b.1.clone()),
+    )
+    .unwrap();
+    let model = TinyMlp::<Ad<F64>>::new(0, &device);
+    let host_eval = eval_set::<Ad<F64>>(INPUTS, &device);
+    let mut scores = Vec::new(); // (weight ω_b/m_b, gᵢ)
+    for (batch, &omega) in host_eval.batches().iter().zip(host_eval.weights()) {
+        let m = batch.0.dims()[0];
+        for i in 0..m {
+            let losses = per_example_ce(model.forward(batch.0.clone()), batch.1.clone());
+            scores.push((omega / m as f64, gradient_of(&model, losses.slice([i..i + 1, 0..1]).sum())));
+        }
+    }
+    for seed in 0..3 {
+        let v = direction(fisher.dim(), 50 + seed);
+        let mut expected = vec![0.0; v.len()];
+        for (w, g) in &scores {
+            let gv: f64 = g.iter().zip(&v).map(|(a, b)| a * b).sum();
+            for (e, gi) in expected.iter_mut().zip(g) {
+                *e += w * gv * gi;
+            }
+        }
+        let err = relative_error(&fisher.apply(&v).unwrap(), &expected);
+        assert!(err < 1e-10, "empirical Fisher, direction {seed}: {err}");
+    }
+    let dense_trace = dense_hessian(&fisher).unwrap().trace();
+    let mean_sq: f64 = scores.iter().map(|(w, g)| w * g.iter().map(|x| x * x).sum::<f64>()).sum();
+    assert!((dense_trace - mean_sq).abs() <= 1e-10 * mean_sq, "{dense_trace} vs {mean_sq}");
+    // Hutchinson takes any operator: within 3 standard errors of the exact trace.
+    let t = hutchinson(&fisher, &HutchinsonOptions { max_probes: 60, min_probes: 60, rel_tol: None, seed: 3 }).unwrap();
+    assert!((t.trace - dense_trace).abs() <= 3.0 * t.std_error, "{} ± {} vs {dense_trace}", t.trace, t.std_error);
+}
+
+/// `hessian_trace`, the one-call Tr(H), is Hutchinson over exact products with the same probes.
+#[test]
+fn one_call_hessian_trace_is_hutchinson_over_the_exact_hessian() {
+    let device = Default::default();
+    let batches: Vec<Batch<Ad2<F64>>> = eval_set(INPUTS, &device).batches().to_vec();
+    let t = slt_hessian::hessian_trace::<Ad2<F64>, TinyMlp<Ad2<F64>>, _, _>(
+        TinyMlp::new(0, &device),
+        batches.clone(),
+        mlp_loss as MlpLoss<Ad2<F64>>,
+        20,
+        4,
+    )
+    .unwrap();
+    let op = ExactHvp::<Ad2<F64>, TinyMlp<Ad2<F64>>, _, _>::new(
+        TinyMlp::new(0, &device),
+        EvalSet::uniform(batches).unwrap(),
+        mlp_loss as MlpLoss<Ad2<F64>>,
+    )
+    .unwrap();
+    let direct = hutchinson(&op, &HutchinsonOptions { max_probes: 20, min_probes: 2, rel_tol: None, seed: 4 }).unwrap();
+    assert_eq!(t.trace, direct.trace);
+    let exact = dense_hessian(&op).unwrap().trace();
+    assert!((t.trace - exact).abs() <= 3.0 * t.std_error, "{} ± {} vs {exact}", t.trace, t.std_error);
 }

@@ -102,6 +102,51 @@ pub(crate) fn check_finite(v: &[f64], what: &'static str) -> Result<(), HessianE
     }
 }
 
+/// A model's parameters held twice on the inner level `Autodiff<F>` of a nested backend:
+/// tracked (for a second backward) and untracked (cheap losses and gradients), with the flat
+/// layout that splits a host vector per parameter tensor. Shared by [`ExactHvp`] and
+/// [`GaussNewton`](crate::GaussNewton).
+pub(crate) struct TwoLevelParams<M> {
+    /// Parameters tracked on the inner level (for the second backward).
+    pub(crate) tracked: M,
+    /// The same parameters untracked on the inner level.
+    pub(crate) frozen: M,
+    /// d.
+    pub(crate) dim: usize,
+    /// (offset, length) of each float parameter tensor in the flat vector.
+    layout: Vec<(usize, usize)>,
+}
+
+impl<M> TwoLevelParams<M> {
+    /// Errors if `model` has no float parameter.
+    pub(crate) fn new<IB: Backend>(model: M) -> Result<Self, HessianError>
+    where
+        M: Module<IB>,
+    {
+        let dim = num_params(&model);
+        if dim == 0 {
+            return Err(HessianError::NoParameters);
+        }
+        let layout = slt_core::ParamLayout::of(&model).entries.iter().map(|e| (e.offset, e.len)).collect();
+        let tracked = with_require_grad(model, true);
+        let frozen = with_require_grad(tracked.clone(), false);
+        Ok(Self { tracked, frozen, dim, layout })
+    }
+
+    /// `v` split per parameter tensor, on the parameters' device (so that neither a dot product
+    /// with a gradient nor a result needs a concatenation in the graph).
+    pub(crate) fn pieces<IB: Backend>(&self, v: &[f64]) -> Vec<Tensor<IB, 1>>
+    where
+        M: Module<IB>,
+    {
+        let device = self.tracked.devices().into_iter().next().unwrap_or_default();
+        self.layout
+            .iter()
+            .map(|&(offset, len)| Tensor::from_data(TensorData::new(v[offset..offset + len].to_vec(), [len]), &device))
+            .collect()
+    }
+}
+
 /// Exact Hessian-vector products by double backward (Pearlmutter 1994's identity
 /// Hv = ∇_w (∇_w L(w) · v), computed reverse-over-reverse).
 ///
@@ -126,15 +171,9 @@ where
     B::InnerBackend: AutodiffBackend,
     M: AutodiffModule<B>,
 {
-    /// Parameters tracked on the inner level (for the second backward).
-    tracked: M::InnerModule,
-    /// The same parameters untracked on the inner level (cheap gradients and losses).
-    frozen: M::InnerModule,
+    params: TwoLevelParams<M::InnerModule>,
     eval: EvalSet<D>,
     loss: L,
-    dim: usize,
-    /// (offset, length) of each float parameter tensor in the flat vector.
-    layout: Vec<(usize, usize)>,
     _backend: PhantomData<fn() -> B>,
 }
 
@@ -150,14 +189,8 @@ where
     /// `M::InnerModule`) of the loss `loss` over `eval`. The batches `D` hold tensors of the
     /// outer backend `B`, and `loss(&M, &D)` is the mean loss of a batch.
     pub fn new(model: M::InnerModule, eval: EvalSet<D>, loss: L) -> Result<Self, HessianError> {
-        let dim = num_params(&model);
-        if dim == 0 {
-            return Err(HessianError::NoParameters);
-        }
-        let layout = slt_core::ParamLayout::of(&model).entries.iter().map(|e| (e.offset, e.len)).collect();
-        let tracked = with_require_grad(model, true);
-        let frozen = with_require_grad(tracked.clone(), false);
-        Ok(Self { tracked, frozen, eval, loss, dim, layout, _backend: PhantomData })
+        let params = TwoLevelParams::new::<B::InnerBackend>(model)?;
+        Ok(Self { params, eval, loss, _backend: PhantomData })
     }
 
     /// Same as [`new`](Self::new), from the model on the outer backend.
@@ -167,7 +200,7 @@ where
 
     /// The parameters w as a host vector.
     pub fn params(&self) -> Vec<f64> {
-        flatten_to_vec(&self.frozen)
+        flatten_to_vec(&self.params.frozen)
     }
 
     /// The evaluation set.
@@ -176,12 +209,12 @@ where
     }
 
     fn outer_frozen(&self) -> M {
-        with_require_grad(M::from_inner(self.frozen.clone()), true)
+        with_require_grad(M::from_inner(self.params.frozen.clone()), true)
     }
 
     /// L(w) = Σ_b ω_b L_b(w).
     pub fn loss(&self) -> Result<f64, HessianError> {
-        let model = M::from_inner(self.frozen.clone());
+        let model = M::from_inner(self.params.frozen.clone());
         let mut total = 0.0;
         for (batch, w) in self.eval.batches.iter().zip(&self.eval.weights) {
             total += w * self.loss.loss(&model, batch).into_scalar().elem::<f64>();
@@ -197,7 +230,7 @@ where
     pub fn loss_and_gradient(&self) -> Result<(f64, Vec<f64>), HessianError> {
         let model = self.outer_frozen();
         let mut total = 0.0;
-        let mut g = vec![0.0; self.dim];
+        let mut g = vec![0.0; self.params.dim];
         for (batch, &w) in self.eval.batches.iter().zip(&self.eval.weights) {
             let loss = self.loss.loss(&model, batch);
             total += w * loss.clone().into_scalar().elem::<f64>();
@@ -224,12 +257,12 @@ where
         batch: &D,
         v: Tensor<B::InnerBackend, 1>,
     ) -> Tensor<<B::InnerBackend as AutodiffBackend>::InnerBackend, 1> {
-        let model = M::from_inner(self.tracked.clone());
+        let model = M::from_inner(self.params.tracked.clone());
         let grads = self.loss.loss(&model, batch).backward();
         let g = flatten_grads(&model, &grads);
         let gv = (g * v).sum();
         let grads2 = gv.backward();
-        flatten_grads(&self.tracked, &grads2)
+        flatten_grads(&self.params.tracked, &grads2)
     }
 }
 
@@ -242,28 +275,21 @@ where
     L: Loss<B, M, D>,
 {
     fn dim(&self) -> usize {
-        self.dim
+        self.params.dim
     }
 
     fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
-        check_len(self.dim, v)?;
-        let device = self.tracked.devices().into_iter().next().unwrap_or_default();
-        // v split per parameter tensor, so that neither g·v nor the result needs a
-        // concatenation in the graph.
-        let pieces: Vec<Tensor<B::InnerBackend, 1>> = self
-            .layout
-            .iter()
-            .map(|&(offset, len)| Tensor::from_data(TensorData::new(v[offset..offset + len].to_vec(), [len]), &device))
-            .collect();
+        check_len(self.params.dim, v)?;
+        let pieces: Vec<Tensor<B::InnerBackend, 1>> = self.params.pieces(v);
         // Batches are weighted and summed on the host in f64 (burn rounds scalar operands to
         // f32 on some backends, which would cost 1e-8 relative in f64).
-        let mut hv = vec![0.0; self.dim];
+        let mut hv = vec![0.0; self.params.dim];
         for (batch, &w) in self.eval.batches.iter().zip(&self.eval.weights) {
-            let model = M::from_inner(self.tracked.clone());
+            let model = M::from_inner(self.params.tracked.clone());
             let grads = self.loss.loss(&model, batch).backward();
             if let Some(gv) = dot_grads(&model, &grads, &pieces) {
                 let grads2 = gv.backward();
-                add_grads(&self.tracked, &grads2, w, &mut hv);
+                add_grads(&self.params.tracked, &grads2, w, &mut hv);
             }
         }
         check_finite(&hv, "Hessian-vector product")?;

@@ -29,12 +29,12 @@
 
 use std::marker::PhantomData;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
-use slt_core::params::{flatten_grads, flatten_to_vec, num_params};
+use burn::tensor::Tensor;
+use slt_core::params::{flatten_grads, flatten_to_vec};
 
-use crate::autodiff::{accumulate, check_finite, dot_grads, with_require_grad};
+use crate::autodiff::{accumulate, check_finite, dot_grads, with_require_grad, TwoLevelParams};
 use crate::operator::{check_len, EvalSet, SymmetricOperator};
 use crate::HessianError;
 
@@ -53,13 +53,10 @@ where
     B::InnerBackend: AutodiffBackend,
     M: AutodiffModule<B>,
 {
-    tracked: M::InnerModule,
-    frozen: M::InnerModule,
+    params: TwoLevelParams<M::InnerModule>,
     eval: EvalSet<D>,
     outputs: O,
     loss: L,
-    dim: usize,
-    layout: Vec<(usize, usize)>,
     _backend: PhantomData<fn() -> B>,
 }
 
@@ -74,25 +71,19 @@ where
 {
     /// The GGN at the parameters of `model` (on `Autodiff<F>`, i.e. `M::InnerModule`).
     pub fn new(model: M::InnerModule, eval: EvalSet<D>, outputs: O, loss: L) -> Result<Self, HessianError> {
-        let dim = num_params(&model);
-        if dim == 0 {
-            return Err(HessianError::NoParameters);
-        }
-        let layout = slt_core::ParamLayout::of(&model).entries.iter().map(|e| (e.offset, e.len)).collect();
-        let tracked = with_require_grad(model, true);
-        let frozen = with_require_grad(tracked.clone(), false);
-        Ok(Self { tracked, frozen, eval, outputs, loss, dim, layout, _backend: PhantomData })
+        let params = TwoLevelParams::new::<B::InnerBackend>(model)?;
+        Ok(Self { params, eval, outputs, loss, _backend: PhantomData })
     }
 
     /// The parameters w as a host vector.
     pub fn params(&self) -> Vec<f64> {
-        flatten_to_vec(&self.frozen)
+        flatten_to_vec(&self.params.frozen)
     }
 
     /// J_b v: the outputs' directional derivative, `[m, k]` on the base backend, by
     /// Jv = ∇_r ⟨Jᵀr, v⟩ (r a dummy of the outputs' shape, tracked on the inner level).
     fn jvp(&self, batch: &D, pieces: &[Tensor<Inner<B>, 1>]) -> Option<Tensor<Base<B>, 2>> {
-        let model = M::from_inner(self.tracked.clone());
+        let model = M::from_inner(self.params.tracked.clone());
         let z = (self.outputs)(&model, batch);
         let r = Tensor::<Inner<B>, 2>::zeros(z.dims(), &z.device()).require_grad();
         let grads = (z * Tensor::<B, 2>::from_inner(r.clone())).sum().backward();
@@ -103,7 +94,7 @@ where
 
     /// (∂²ℓ_b/∂z²)·u at the batch's outputs, by double backward through the loss alone.
     fn output_hvp(&self, batch: &D, u: Tensor<Base<B>, 2>) -> Option<Tensor<Base<B>, 2>> {
-        let model = M::from_inner(self.frozen.clone());
+        let model = M::from_inner(self.params.frozen.clone());
         let z0 = (self.outputs)(&model, batch).inner().inner();
         let z_inner = Tensor::<Inner<B>, 2>::from_inner(z0).require_grad();
         let z = Tensor::<B, 2>::from_inner(z_inner.clone()).require_grad();
@@ -115,7 +106,7 @@ where
 
     /// out ← out + ω·J_bᵀ q, by one backward of ⟨z_b, q⟩.
     fn add_vjp(&self, batch: &D, q: Tensor<Base<B>, 2>, weight: f64, out: &mut [f64]) {
-        let model = with_require_grad(M::from_inner(self.frozen.clone()), true);
+        let model = with_require_grad(M::from_inner(self.params.frozen.clone()), true);
         let z = (self.outputs)(&model, batch);
         let q = Tensor::<B, 2>::from_inner(Tensor::<Inner<B>, 2>::from_inner(q));
         let grads = (z * q).sum().backward();
@@ -153,18 +144,13 @@ where
     L: Fn(&Tensor<B, 2>, &D) -> Tensor<B, 1>,
 {
     fn dim(&self) -> usize {
-        self.dim
+        self.params.dim
     }
 
     fn apply(&self, v: &[f64]) -> Result<Vec<f64>, HessianError> {
-        check_len(self.dim, v)?;
-        let device = self.tracked.devices().into_iter().next().unwrap_or_default();
-        let pieces: Vec<Tensor<Inner<B>, 1>> = self
-            .layout
-            .iter()
-            .map(|&(offset, len)| Tensor::from_data(TensorData::new(v[offset..offset + len].to_vec(), [len]), &device))
-            .collect();
-        let mut out = vec![0.0; self.dim];
+        check_len(self.params.dim, v)?;
+        let pieces: Vec<Tensor<Inner<B>, 1>> = self.params.pieces(v);
+        let mut out = vec![0.0; self.params.dim];
         for (batch, &w) in self.eval.batches.iter().zip(&self.eval.weights) {
             // Outputs that do not depend on w (or a loss flat in z) contribute nothing.
             let Some(jv) = self.jvp(batch, &pieces) else { continue };

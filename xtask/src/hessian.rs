@@ -1,6 +1,6 @@
 //! `cargo xtask hessian`: Tr(H), top eigenvalues and the spectral density of saved weights, over
 //! a fixed evaluation set of training batches (the paper: 10 batches of 128), exact
-//! Hessian-vector products by double backward.
+//! Hessian-vector products (R-operator by default, double backward with `--products double-backward`).
 
 use std::path::PathBuf;
 
@@ -24,6 +24,16 @@ pub enum TraceArg {
     Hutchpp,
 }
 
+/// `--products`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProductsArg {
+    /// Pearlmutter's R-operator on the plain backend, the forward and first backward pass
+    /// recorded once (exact; the default).
+    Rop,
+    /// Double backward on nested autodiff (exact; slower, for cross-checking).
+    DoubleBackward,
+}
+
 #[derive(clap::Args)]
 pub struct HessianArgs {
     #[command(flatten)]
@@ -33,6 +43,9 @@ pub struct HessianArgs {
     /// Hessian-vector products for the trace (Hutchinson stops earlier at 1% relative error).
     #[arg(long, default_value_t = 100, value_parser = positive)]
     probes: usize,
+    /// How Hessian-vector products are formed (both exact).
+    #[arg(long, value_enum, default_value_t = ProductsArg::Rop)]
+    products: ProductsArg,
     /// Top eigenvalues to compute (Lanczos, checked against power iteration for the first).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
@@ -75,29 +88,38 @@ fn run_on<F: Backend>(
         "--batches × --batch-size exceeds the {} training examples",
         train.len()
     );
-    let model: Classifier<Inner<F>> =
-        slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.w.weights)?;
-    let eval = slt_experiments::measure::hessian_eval_set::<Outer<F>>(
-        train,
-        args.batches,
-        args.batch_size,
-        args.w.seed,
-        device,
-    )?;
-    let loss =
-        |m: &Classifier<Outer<F>>, b: &ClassificationBatch<Outer<F>>| slt_experiments::measure::classifier_loss(m, b);
-    let hvp = ExactHvp::<Outer<F>, Classifier<Outer<F>>, _, _>::new(model, eval, loss)?;
+    use slt_experiments::measure::hessian_eval_set;
+    let (hvp, loss, grad): (Box<dyn SymmetricOperator>, f64, Vec<f64>) = match args.products {
+        ProductsArg::Rop => {
+            let model: Classifier<F> = slt_experiments::weights::load(spec.init::<F>(0, device), &args.w.weights)?;
+            let eval = hessian_eval_set::<F>(train, args.batches, args.batch_size, args.w.seed, device)?;
+            let hvp = slt_experiments::measure::hessian_operator(&model, eval)?;
+            let (loss, grad) = (hvp.loss(), hvp.gradient().to_vec());
+            (Box::new(hvp), loss, grad)
+        }
+        ProductsArg::DoubleBackward => {
+            let model: Classifier<Inner<F>> =
+                slt_experiments::weights::load(spec.init::<Inner<F>>(0, device), &args.w.weights)?;
+            let eval = hessian_eval_set::<Outer<F>>(train, args.batches, args.batch_size, args.w.seed, device)?;
+            let loss = |m: &Classifier<Outer<F>>, b: &ClassificationBatch<Outer<F>>| {
+                slt_experiments::measure::classifier_loss(m, b)
+            };
+            let hvp = ExactHvp::<Outer<F>, Classifier<Outer<F>>, _, _>::new(model, eval, loss)?;
+            let (loss, grad) = hvp.loss_and_gradient()?;
+            (Box::new(hvp), loss, grad)
+        }
+    };
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{msg} {pos} Hessian-vector products {per_sec:>10}").expect("valid template"),
     );
-    let op = slt_hessian::operator::Observed::new(&hvp, |_| bar.inc(1));
+    let op = slt_hessian::operator::Observed::new(&*hvp, |_| bar.inc(1));
     let d = op.dim();
-    let grad = hvp.gradient()?;
     let grad_norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
     let mut out = json!({
         "model": spec.to_string(), "dataset": DatasetKind::from(args.w.dataset).name(), "d": d,
-        "eval_examples": args.batches * args.batch_size, "loss": hvp.loss()?, "grad_norm": grad_norm,
+        "eval_examples": args.batches * args.batch_size, "loss": loss, "grad_norm": grad_norm,
+        "products": match args.products { ProductsArg::Rop => "r-operator", ProductsArg::DoubleBackward => "double-backward" },
     });
     bar.set_message("trace");
     let t = if args.trace == TraceArg::Hutchpp {

@@ -58,6 +58,33 @@ pub trait LayerOps<B: Backend> {
         bias: Option<&Param<Tensor<B, 1>>>,
         options: ConvOptions<2>,
     ) -> Tensor<B, 4>;
+
+    /// max(x, 0), elementwise. Going through `ops` (rather than calling `relu` directly) lets
+    /// a recorder see the whole chain of a model, as the R-operator Hessian-vector product of
+    /// `slt_hessian` needs; the default is burn's `relu`.
+    fn relu<const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
+        burn::tensor::activation::relu(x)
+    }
+
+    /// tanh(x), elementwise (default: burn's `tanh`); see [`relu`](Self::relu).
+    fn tanh<const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
+        x.tanh()
+    }
+
+    /// 2×2 max-pooling with stride 2 (default: [`max_pool_2x2`]); see [`relu`](Self::relu).
+    fn max_pool_2x2(&mut self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        max_pool_2x2(x)
+    }
+}
+
+/// 2×2 max-pooling with stride 2 as reshape + `max_dim`, which burn 0.21 differentiates twice
+/// (its `max_pool2d` it does not). Odd trailing rows/columns are dropped, as `max_pool2d` with
+/// floor mode does.
+pub fn max_pool_2x2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [m, c, h, w] = x.dims();
+    let (h2, w2) = (h / 2, w / 2);
+    let x = if h % 2 == 1 || w % 2 == 1 { x.slice([0..m, 0..c, 0..2 * h2, 0..2 * w2]) } else { x };
+    x.reshape([m, c, h2, 2, w2, 2]).max_dim(5).max_dim(3).reshape([m, c, h2, w2])
 }
 
 /// Plain evaluation: exactly `x.matmul(W) + b` and `conv2d`, nothing recorded.

@@ -13,7 +13,9 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use slt_core::params::flatten_grads;
-use slt_hessian::{hutchinson, EvalSet, ExactHvp, HutchinsonOptions, SymmetricOperator};
+use slt_hessian::{
+    hutchinson, EvalSet, ExactHvp, HutchinsonOptions, PearlmutterHvp, SoftmaxCrossEntropy, SymmetricOperator,
+};
 use slt_models::loss::cross_entropy;
 use slt_models::{Classifier, ModelSpec};
 
@@ -54,7 +56,14 @@ fn main() {
     };
 
     // Exact HVP on Autodiff<Autodiff<Flex>>.
-    let batch2: Batch<Ad2> = (Tensor::from_data(x, &device), Tensor::from_data(y, &device));
+    let batch2: Batch<Ad2> = (Tensor::from_data(x.clone(), &device), Tensor::from_data(y.clone(), &device));
+    // R-operator HVP on plain Flex: the forward and the first backward recorded once.
+    let batch_f: Batch<F> = (Tensor::from_data(x, &device), Tensor::from_data(y, &device));
+    let model_f = spec.init::<F>(0, &device);
+    let eval_f = EvalSet::uniform(vec![batch_f]).unwrap();
+    let t = Instant::now();
+    let rop = PearlmutterHvp::new(&model_f, &eval_f, SoftmaxCrossEntropy).unwrap();
+    let t_record = t.elapsed().as_secs_f64();
     let op = ExactHvp::<Ad2, Classifier<Ad2>, _, _>::new(
         spec.init::<Ad>(0, &device),
         EvalSet::uniform(vec![batch2]).unwrap(),
@@ -68,8 +77,11 @@ fn main() {
     let g0 = gradient();
     let h0 = op.apply(&v).unwrap();
     assert_eq!((g0.len(), h0.len()), (d, d));
+    let r0 = rop.apply(&v).unwrap();
+    let err = r0.iter().zip(&h0).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt()
+        / h0.iter().map(|b| b * b).sum::<f64>().sqrt();
 
-    let (mut tg, mut th, mut tog) = (vec![], vec![], vec![]);
+    let (mut tg, mut th, mut tog, mut tr) = (vec![], vec![], vec![], vec![]);
     for _ in 0..reps {
         let t = Instant::now();
         std::hint::black_box(gradient());
@@ -80,8 +92,11 @@ fn main() {
         let t = Instant::now();
         std::hint::black_box(op.gradient().unwrap());
         tog.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        std::hint::black_box(rop.apply(&v).unwrap());
+        tr.push(t.elapsed().as_secs_f64());
     }
-    let (g, h, og) = (median(tg), median(th), median(tog));
+    let (g, h, og, r) = (median(tg), median(th), median(tog), median(tr));
     println!(
         "hvp bench: MLP 784-256-256-10 (d = {d}), {EXAMPLES} examples in one batch, f32, burn-flex, medians of {reps}"
     );
@@ -89,8 +104,21 @@ fn main() {
     println!("  gradient via ExactHvp::gradient:            {:8.2} ms", 1e3 * og);
     println!("  exact HVP (Autodiff<Autodiff<Flex>>, host):  {:8.2} ms", 1e3 * h);
     println!("  ratio HVP / gradient:                       {:8.2}   (target ≤ 3)", h / g);
+    println!("  R-op HVP (Flex, recorded once in {:.1} ms):   {:8.2} ms  ratio to gradient {:.2}, to double backward {:.2}; relative difference {err:.1e}",
+        1e3 * t_record, 1e3 * r, r / g, r / h);
 
     let probes = 100;
+    let t = Instant::now();
+    let est = hutchinson(&rop, &HutchinsonOptions { max_probes: probes, min_probes: probes, rel_tol: None, seed: 0 })
+        .unwrap();
+    let tt = t.elapsed().as_secs_f64();
+    println!(
+        "  Hutchinson trace, {probes} probes, R-op:         {:8.2} s    (tr(H) = {:.4} ± {:.4}; {:.1} ms per probe)",
+        tt,
+        est.trace,
+        est.std_error,
+        1e3 * tt / probes as f64
+    );
     let t = Instant::now();
     let est =
         hutchinson(&op, &HutchinsonOptions { max_probes: probes, min_probes: probes, rel_tol: None, seed: 0 }).unwrap();

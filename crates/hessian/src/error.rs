@@ -34,6 +34,10 @@ pub enum HessianError {
     /// An option is out of its range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// The model is not a chain of ops evaluated through `LayerOps`, as the R-operator
+    /// product ([`PearlmutterHvp`](crate::PearlmutterHvp)) needs.
+    #[error("R-operator Hessian-vector products need a chain of ops through `LayerOps`: {0}; use ExactHvp (double backward) for this model")]
+    NotAChain(String),
     /// The symmetric eigensolver did not converge.
     #[error("eigendecomposition failed: {0}")]
     Eigen(String),

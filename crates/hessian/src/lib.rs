@@ -2,7 +2,9 @@
 //! eigenvalues and spectral density (the algorithms of PyHessian, Yao et al. 2020).
 //!
 //! * [`SymmetricOperator`]: the operator v ↦ Av all algorithms use. Implemented by
-//!   [`ExactHvp`] (double backward on `Autodiff<Autodiff<F>>`: exact), by
+//!   [`PearlmutterHvp`] (the R-operator on the plain backend, for models written as a chain
+//!   over `slt_core::layer_ops::LayerOps`: exact, the forward and first backward recorded once,
+//!   the fastest), by [`ExactHvp`] (double backward on `Autodiff<Autodiff<F>>`: exact), by
 //!   [`FiniteDifferenceHvp`] (central differences of gradients on any autodiff backend, for
 //!   models whose ops burn cannot differentiate twice), by [`GaussNewton`] (the generalised
 //!   Gauss–Newton matrix, which for softmax cross-entropy is the true Fisher, and through
@@ -56,6 +58,7 @@ pub mod eigen;
 mod error;
 pub mod linalg;
 pub mod operator;
+pub mod rop;
 pub mod trace;
 
 pub use autodiff::{machine_epsilon, ExactHvp, FiniteDifferenceHvp, StepRule};
@@ -65,6 +68,7 @@ pub use density::{slq_density, SlqOptions, SpectralDensity};
 pub use eigen::{lanczos, power_iteration, Eigenpairs, LanczosOptions, PowerOptions, Which};
 pub use error::HessianError;
 pub use operator::{EvalSet, HessianVectorProduct, Observed, SymmetricMatrix, SymmetricOperator};
+pub use rop::{HalfSquaredError, OutputLoss, PearlmutterHvp, SoftmaxCrossEntropy};
 pub use trace::{hutch_pp, hutchinson, HutchinsonOptions, TraceEstimate, TraceMethod};
 
 /// Tr(H) of the mean loss over `batches` (equal weights) at the parameters of `model`, by

@@ -142,6 +142,12 @@ impl<D> EvalSet<D> {
         Ok(Self { batches, weights })
     }
 
+    /// The same weights with every batch transformed by `f` (e.g. a batch struct into the
+    /// `(inputs, targets)` pair [`PearlmutterHvp`](crate::PearlmutterHvp) takes).
+    pub fn map<E>(self, f: impl FnMut(D) -> E) -> EvalSet<E> {
+        EvalSet { batches: self.batches.into_iter().map(f).collect(), weights: self.weights }
+    }
+
     /// The batches.
     pub fn batches(&self) -> &[D] {
         &self.batches

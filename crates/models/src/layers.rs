@@ -96,11 +96,4 @@ impl<B: Backend> Conv<B> {
     }
 }
 
-/// 2×2 max-pooling with stride 2 as reshape + `max_dim` (differentiable twice).
-/// Odd trailing rows/columns are dropped, as `max_pool2d` with floor mode does.
-pub fn max_pool_2x2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [m, c, h, w] = x.dims();
-    let (h2, w2) = (h / 2, w / 2);
-    let x = if h % 2 == 1 || w % 2 == 1 { x.slice([0..m, 0..c, 0..2 * h2, 0..2 * w2]) } else { x };
-    x.reshape([m, c, h2, 2, w2, 2]).max_dim(5).max_dim(3).reshape([m, c, h2, w2])
-}
+pub use slt_core::layer_ops::max_pool_2x2;

@@ -2,13 +2,12 @@
 //! max-pool 2, conv 6→16 k5, ReLU, max-pool 2, fc 256→120→84→10 with ReLU between.
 
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 use slt_core::layer_ops::{LayerOps, Plain, TappedModel};
 
-use crate::layers::{max_pool_2x2, Conv, Dense};
+use crate::layers::{Conv, Dense};
 
 /// LeNet-5 for 1×28×28 inputs given flattened as `[m, 784]`.
 #[derive(Module, Debug)]
@@ -47,15 +46,20 @@ impl<B: Backend> TappedModel<B, Tensor<B, 2>> for LeNet5<B> {
     fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 2>, ops: &mut O) -> Tensor<B, 2> {
         let m = x.dims()[0];
         let x = x.reshape([m, 1, 28, 28]);
-        let mut h = relu(self.conv1.forward_ops(x, ops));
+        let mut h = self.conv1.forward_ops(x, ops);
+        h = ops.relu(h);
         for conv in &self.extra {
-            h = relu(conv.forward_ops(h, ops));
+            let z = conv.forward_ops(h, ops);
+            h = ops.relu(z);
         }
-        let h = max_pool_2x2(h);
-        let h = max_pool_2x2(relu(self.conv2.forward_ops(h, ops)));
-        let h = h.reshape([m, 16 * 4 * 4]);
-        let h = relu(self.fc1.forward_ops(h, ops));
-        let h = relu(self.fc2.forward_ops(h, ops));
+        let h = ops.max_pool_2x2(h);
+        let z = self.conv2.forward_ops(h, ops);
+        let h = ops.relu(z);
+        let h = ops.max_pool_2x2(h).reshape([m, 16 * 4 * 4]);
+        let z = self.fc1.forward_ops(h, ops);
+        let h = ops.relu(z);
+        let z = self.fc2.forward_ops(h, ops);
+        let h = ops.relu(z);
         self.fc3.forward_ops(h, ops)
     }
 }

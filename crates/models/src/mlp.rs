@@ -1,7 +1,6 @@
 //! Multi-layer perceptron 784 → \[width\] × depth → 10 with ReLU (the paper's MLPs).
 
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
@@ -45,7 +44,10 @@ impl<B: Backend> Mlp<B> {
 
 impl<B: Backend> TappedModel<B, Tensor<B, 2>> for Mlp<B> {
     fn forward_ops<O: LayerOps<B>>(&self, x: Tensor<B, 2>, ops: &mut O) -> Tensor<B, 2> {
-        let h = self.hidden.iter().fold(x, |h, layer| relu(layer.forward_ops(h, ops)));
+        let h = self.hidden.iter().fold(x, |h, layer| {
+            let z = layer.forward_ops(h, ops);
+            ops.relu(z)
+        });
         self.output.forward_ops(h, ops)
     }
 }

@@ -95,6 +95,20 @@ pub fn hessian_eval_set<B: burn::tensor::backend::Backend>(
     Ok(slt_hessian::EvalSet::sized(sized)?)
 }
 
+/// The Hutchinson options of a measurement's Tr(H): at most `hessian_probes` probes, stopping
+/// early at the default relative standard error.
+pub fn trace_options(config: &MeasureConfig, seed: u64) -> slt_hessian::trace::HutchinsonOptions {
+    slt_hessian::trace::HutchinsonOptions { max_probes: config.hessian_probes, seed, ..Default::default() }
+}
+
+/// The options of [`spectrum`]: Lanczos for the top 3 eigenvalues, SLQ for the density.
+pub fn spectrum_options(seed: u64) -> (slt_hessian::LanczosOptions, slt_hessian::SlqOptions) {
+    (
+        slt_hessian::LanczosOptions { k: 3, seed, ..Default::default() },
+        slt_hessian::SlqOptions { seed, ..Default::default() },
+    )
+}
+
 /// Which point of which run is measured, and what the run decided before.
 #[derive(Debug, Clone, Copy)]
 pub struct PointOfRun {
@@ -130,10 +144,7 @@ pub fn measure_point<B: AutodiffBackend>(
     let hvp = ExactHvp::<Outer<B>, Classifier<Outer<B>>, _, _>::new(model.clone(), eval, loss)?;
     let (eval_loss, grad) = hvp.loss_and_gradient()?;
     let grad_norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
-    let trace = trace::hutchinson(
-        &hvp,
-        &trace::HutchinsonOptions { max_probes: config.hessian_probes, seed: probe_seed, ..Default::default() },
-    )?;
+    let trace = trace::hutchinson(&hvp, &trace_options(config, probe_seed))?;
     debug_assert_eq!(hvp.dim(), slt_core::params::num_params(model));
     let mut llc = Vec::with_capacity(config.sgld_steps.len());
     for (k, &step) in config.sgld_steps.iter().enumerate() {
@@ -199,13 +210,14 @@ pub fn spectrum<B: AutodiffBackend>(
     seed: u64,
     device: &B::Device,
 ) -> anyhow::Result<Spectrum> {
-    use slt_hessian::{eigen, slq_density, ExactHvp, LanczosOptions, SlqOptions};
+    use slt_hessian::{eigen, slq_density, ExactHvp};
     type Outer<B> = burn_autodiff::Autodiff<B>;
     let eval = hessian_eval_set::<Outer<B>>(train, batches, batch_size, seed, device)?;
     let loss = |m: &Classifier<Outer<B>>, b: &ClassificationBatch<Outer<B>>| classifier_loss(m, b);
     let hvp = ExactHvp::<Outer<B>, Classifier<Outer<B>>, _, _>::new(model.clone(), eval, loss)?;
-    let top = eigen::lanczos(&hvp, &LanczosOptions { k: 3, seed, ..Default::default() })?;
-    let s = slq_density(&hvp, &SlqOptions { seed, ..Default::default() })?;
+    let (lanczos, slq) = spectrum_options(seed);
+    let top = eigen::lanczos(&hvp, &lanczos)?;
+    let s = slq_density(&hvp, &slq)?;
     Ok(Spectrum { grid: s.grid, density: s.density, top_eigenvalues: top.values })
 }
 

@@ -27,6 +27,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod measure;
 pub mod optimizer;
+pub mod plan;
 pub mod reproduce;
 pub mod train;
 pub mod weights;

@@ -107,6 +107,20 @@ pub fn hessian_operator<B: burn::tensor::backend::Backend>(
     slt_hessian::PearlmutterHvp::new(model, &eval, slt_hessian::SoftmaxCrossEntropy)
 }
 
+/// The Hutchinson options of a measurement's Tr(H): at most `hessian_probes` probes, stopping
+/// early at the default relative standard error.
+pub fn trace_options(config: &MeasureConfig, seed: u64) -> slt_hessian::trace::HutchinsonOptions {
+    slt_hessian::trace::HutchinsonOptions { max_probes: config.hessian_probes, seed, ..Default::default() }
+}
+
+/// The options of [`spectrum`]: Lanczos for the top 3 eigenvalues, SLQ for the density.
+pub fn spectrum_options(seed: u64) -> (slt_hessian::LanczosOptions, slt_hessian::SlqOptions) {
+    (
+        slt_hessian::LanczosOptions { k: 3, seed, ..Default::default() },
+        slt_hessian::SlqOptions { seed, ..Default::default() },
+    )
+}
+
 /// Which point of which run is measured, and what the run decided before.
 #[derive(Debug, Clone, Copy)]
 pub struct PointOfRun {
@@ -145,10 +159,7 @@ pub fn measure_point<B: AutodiffBackend>(
     let hvp = hessian_operator(&model.valid(), eval)?;
     let eval_loss = hvp.loss();
     let grad_norm = hvp.gradient().iter().map(|g| g * g).sum::<f64>().sqrt();
-    let trace = trace::hutchinson(
-        &hvp,
-        &trace::HutchinsonOptions { max_probes: config.hessian_probes, seed: probe_seed, ..Default::default() },
-    )?;
+    let trace = trace::hutchinson(&hvp, &trace_options(config, probe_seed))?;
     debug_assert_eq!(hvp.dim(), slt_core::params::num_params(model));
     let mut llc = Vec::with_capacity(config.sgld_steps.len());
     for (k, &step) in config.sgld_steps.iter().enumerate() {
@@ -214,11 +225,12 @@ pub fn spectrum<B: AutodiffBackend>(
     seed: u64,
     device: &B::Device,
 ) -> anyhow::Result<Spectrum> {
-    use slt_hessian::{eigen, slq_density, LanczosOptions, SlqOptions};
+    use slt_hessian::{eigen, slq_density};
     let eval = hessian_eval_set::<B::InnerBackend>(train, batches, batch_size, seed, device)?;
     let hvp = hessian_operator(&model.valid(), eval)?;
-    let top = eigen::lanczos(&hvp, &LanczosOptions { k: 3, seed, ..Default::default() })?;
-    let s = slq_density(&hvp, &SlqOptions { seed, ..Default::default() })?;
+    let (lanczos, slq) = spectrum_options(seed);
+    let top = eigen::lanczos(&hvp, &lanczos)?;
+    let s = slq_density(&hvp, &slq)?;
     Ok(Spectrum { grid: s.grid, density: s.density, top_eigenvalues: top.values })
 }
 

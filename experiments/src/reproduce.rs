@@ -266,7 +266,8 @@ pub struct Reproduction {
 }
 
 /// Runs every suite (or the shard of them); then reads every run of the profile from the
-/// results folder, verified, for the report.
+/// results folder, verified, for the report. Runs of other shards or processes that are
+/// unfinished or damaged are `missing`, never an error of this call.
 pub fn reproduce_all(options: &ReproduceOptions, suites: &[&str]) -> anyhow::Result<Reproduction> {
     let started = Instant::now();
     let this_call = run_suites(options, suites)?;
@@ -277,8 +278,12 @@ pub fn reproduce_all(options: &ReproduceOptions, suites: &[&str]) -> anyhow::Res
         match load_finished(&planned, &options.results_dir)? {
             Stored::Finished(r) => all.push(r),
             Stored::Absent => missing += 1,
+            // Not this call's run (this call retrained its own damaged runs), so not this call's
+            // failure: another shard or process retrains it, or a later reproduce-all does. Until
+            // then it is missing (failing here would fail a shard for another shard's run).
             Stored::Damaged { dir, reason } => {
-                anyhow::bail!("{}: {reason}; run reproduce-all again (without --shard) to retrain it", dir.display())
+                eprintln!("{}: {reason}; not finished until it is trained again", dir.display());
+                missing += 1;
             }
         }
     }

@@ -126,6 +126,11 @@ struct ReproduceArgs {
     from: Option<String>,
     #[command(flatten)]
     data: DataArgs,
+    /// Train nothing: print the runs (finished ones in the results directory included), the work
+    /// left (training and SGLD steps, Hessian-vector products) and the expected wall time for
+    /// --jobs (and --shard), from per-step costs measured on this machine and backend right now.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// How suites run: parallel jobs and sharding.
@@ -150,26 +155,34 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
+/// Seconds the dry run spends timing each kind of unit (a model's SGD step, SGLD step, …).
+const DRY_RUN_SECONDS_PER_UNIT: f64 = 0.5;
+
 fn reproduce(suites: &[&str], args: ReproduceArgs) -> anyhow::Result<()> {
-    let ReproduceArgs { profile, run, backend, results_dir, from, data } = args;
+    let ReproduceArgs { profile, run, backend, results_dir, from, data, dry_run } = args;
     let profile = Profile::load(&profile)?;
     let backend = args::backend(backend)?;
     let data_dir = resolve_data_dir(data.data_dir.as_deref());
+    let jobs = run.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let results_dir = results_dir.unwrap_or_else(default_results_dir);
+    if dry_run {
+        let options =
+            ReproduceOptions { profile, backend, data_dir, results_dir, show_progress: false, jobs, shard: run.shard };
+        let plan = slt_experiments::plan::dry_run(&options, suites, DRY_RUN_SECONDS_PER_UNIT, |i, n| {
+            if i == 0 {
+                eprintln!("timing {n} kinds of work on {backend} (~{DRY_RUN_SECONDS_PER_UNIT} s each)…");
+            }
+        })?;
+        print!("{}", plan.render());
+        return Ok(());
+    }
     let mut datasets: Vec<DatasetKind> = profile.s1.datasets.clone();
     datasets.extend([profile.s2.dataset, profile.s3.dataset, profile.a_overfit.dataset]);
     datasets.sort_by_key(|d| d.name());
     datasets.dedup();
     fetch(&datasets, &data_dir, from.as_deref())?;
-    let jobs = run.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let options = ReproduceOptions {
-        profile,
-        backend,
-        data_dir,
-        results_dir: results_dir.unwrap_or_else(default_results_dir),
-        show_progress: true,
-        jobs,
-        shard: run.shard,
-    };
+    let options =
+        ReproduceOptions { profile, backend, data_dir, results_dir, show_progress: true, jobs, shard: run.shard };
     let done = reproduce_all(&options, suites)?;
     match &done.complete {
         Some(all) => {

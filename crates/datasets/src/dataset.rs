@@ -33,6 +33,12 @@ impl DatasetKind {
             DatasetKind::FashionMnist => "fashion-mnist",
         }
     }
+
+    /// Examples in the published training and test files (what [`RawSplits::load`] reads):
+    /// 60,000 and 10,000 for both datasets.
+    pub fn published_sizes(self) -> (usize, usize) {
+        (60_000, 10_000)
+    }
 }
 
 impl std::str::FromStr for DatasetKind {
@@ -116,6 +122,19 @@ pub struct SplitOptions {
     pub val_subset: Option<usize>,
     /// Seed of the random choices.
     pub seed: u64,
+}
+
+impl SplitOptions {
+    /// The sizes of the training and validation sets [`RawSplits::split`] makes from published
+    /// sets of `published` = (training, test) examples, without loading them (options it would
+    /// refuse give the sizes it would have made).
+    pub fn sizes(&self, (train, test): (usize, usize)) -> (usize, usize) {
+        let (train, val) = match self.val_from_train {
+            None => (train, test),
+            Some(k) => (train.saturating_sub(k), k),
+        };
+        (self.train_subset.unwrap_or(train).min(train), self.val_subset.unwrap_or(val).min(val))
+    }
 }
 
 /// Training and validation sets ready for use.

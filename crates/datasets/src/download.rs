@@ -72,12 +72,30 @@ fn join_url(base: &str, tail: &str) -> String {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
+/// A name for a temporary file beside `path` that no other writer uses at the same time: the
+/// process id (unique on one host), a random number drawn once per process (processes on other
+/// hosts writing to a shared filesystem, say the tasks of a Slurm array, can have the same id)
+/// and a counter (threads of one process).
+pub fn temp_path(path: &Path) -> std::path::PathBuf {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static RANDOM: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let random = *RANDOM.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    dir.join(format!(
+        ".{}.{}-{random:016x}-{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it ([`temp_path`]), then a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp =
-        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = temp_path(path);
     std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

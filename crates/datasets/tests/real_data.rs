@@ -11,11 +11,16 @@ fn load(kind: DatasetKind) -> RawSplits {
     })
 }
 
+fn raw_sizes(raw: &RawSplits) -> (usize, usize) {
+    (raw.train.len(), raw.test.len())
+}
+
 #[test]
 fn mnist_parses_with_published_counts_and_labels() {
     let raw = load(DatasetKind::Mnist);
     assert_eq!(raw.train.len(), 60_000);
     assert_eq!(raw.test.len(), 10_000);
+    assert_eq!((raw.train.len(), raw.test.len()), DatasetKind::Mnist.published_sizes());
     assert_eq!(raw.train.dim, 784);
     assert_eq!(raw.train.labels[0], 5);
     assert_eq!(raw.test.labels[0], 7);
@@ -38,6 +43,7 @@ fn fashion_mnist_parses_with_published_counts_and_labels() {
     let raw = load(DatasetKind::FashionMnist);
     assert_eq!(raw.train.len(), 60_000);
     assert_eq!(raw.test.len(), 10_000);
+    assert_eq!((raw.train.len(), raw.test.len()), DatasetKind::FashionMnist.published_sizes());
     assert_eq!(raw.train.labels[0], 9);
     assert_eq!(raw.test.labels[0], 9);
     let n = raw.train.images.len() as f64;
@@ -51,6 +57,7 @@ fn splits_and_subsets_are_seeded() {
     let opts = SplitOptions { val_from_train: Some(5000), train_subset: Some(1000), val_subset: None, seed: 3 };
     let a = raw.split(&opts).unwrap();
     assert_eq!((a.train.len(), a.val.len()), (1000, 5000));
+    assert_eq!(opts.sizes(DatasetKind::Mnist.published_sizes()), (1000, 5000));
     let b = raw.split(&opts).unwrap();
     assert_eq!(a.train.labels, b.train.labels);
     assert_eq!(a.val.images, b.val.images);
@@ -59,5 +66,11 @@ fn splits_and_subsets_are_seeded() {
     // Default: the official test set validates.
     let d = raw.split(&SplitOptions::default()).unwrap();
     assert_eq!((d.train.len(), d.val.len()), (60_000, 10_000));
+    assert_eq!(SplitOptions::default().sizes(raw_sizes(&raw)), (60_000, 10_000));
+    let e = raw.split(&SplitOptions { val_subset: Some(700), ..Default::default() }).unwrap();
+    assert_eq!(
+        (e.train.len(), e.val.len()),
+        SplitOptions { val_subset: Some(700), ..Default::default() }.sizes(raw_sizes(&raw))
+    );
     assert!(raw.split(&SplitOptions { train_subset: Some(70_000), ..Default::default() }).is_err());
 }

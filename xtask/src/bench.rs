@@ -22,6 +22,8 @@ pub enum BenchWhat {
     Llc,
     /// Natural-gradient steps against an SGD step.
     Ngd,
+    /// Hessian-vector products, a 100-probe trace and the top eigenvalue on 1,000 examples.
+    Hessian,
     /// Everything.
     All,
 }
@@ -39,6 +41,16 @@ pub struct BenchArgs {
     /// Data directory (default: $SLT_DATA_DIR, else <repo>/datasets).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// Also run the Python references of `bench/reference/` (PyTorch SGD, devinterp's LLC,
+    /// PyHessian), interleaved with ours, and print the ratios. Python is
+    /// $SLT_REFERENCE_PYTHON, else `python3`; it needs the packages of
+    /// `bench/reference/requirements.txt`.
+    #[arg(long)]
+    compare: bool,
+    /// Rounds of the comparison (each runs ours, then the reference, per workload); medians
+    /// are reported.
+    #[arg(long, default_value_t = 3, value_parser = crate::args::positive)]
+    rounds: usize,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -125,29 +137,23 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
     if matches!(args.what, BenchWhat::Ngd | BenchWhat::All) {
         bench_ngd::<B>(device, train, &batch, t_step)?;
     }
-    if matches!(args.what, BenchWhat::Llc | BenchWhat::Ngd) {
+    if matches!(args.what, BenchWhat::Hessian | BenchWhat::All) {
+        let h = time_hessian::<B>(train, device)?;
+        println!("Hessian (MLP 784-256-256-10, seed-0 weights, the first {HESSIAN_EXAMPLES} training examples in one batch, exact R-operator products):");
+        println!(
+            "  set-up (forward + first backward, recorded) {:.2} ms; HVP {:.2} ms ({:.2} x a training step); 100-probe Hutchinson trace {:.3} s (Tr(H) = {:.4}); top eigenvalue by power iteration (tol 1e-3, as PyHessian) {:.3} s ({:.4}, {} products)",
+            1e3 * h.setup, 1e3 * h.hvp, h.hvp / t_step, h.trace_100, h.trace, h.top_eig_seconds, h.top_eig, h.top_eig_products
+        );
+    }
+    if !matches!(args.what, BenchWhat::All | BenchWhat::Sgd) {
         return Ok(());
     }
 
     // Full epochs, data assembly included.
-    let mut epoch_times = Vec::new();
-    let mut steps = 0;
-    for epoch in 0..args.epochs {
-        let mut model = spec.init::<B>(0, device);
-        let mut sgd = Sgd::<B>::new(config)?;
-        let batches = train.epoch_batches(m, 0, epoch as u64, false);
-        steps = batches.len();
-        let t = Instant::now();
-        for idx in &batches {
-            let batch = train.batch::<B>(idx, device);
-            let loss = cross_entropy(model.forward(batch.inputs), batch.one_hot);
-            let _ = loss.clone().into_scalar().elem::<f64>();
-            let grads = loss.backward();
-            let (next, _) = sgd.step(model, &grads)?;
-            model = next;
-        }
-        epoch_times.push(t.elapsed().as_secs_f64());
-    }
+    let steps = train.epoch_batches(m, 0, 0, false).len();
+    let epoch_times = (0..args.epochs)
+        .map(|e| sgd_epoch_seconds::<B>(train, e as u64, device))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let epoch = median(epoch_times);
     println!("backend {backend}, MLP 784-256-256-10, batch {m}, MNIST 60,000 samples, plain SGD");
     println!(
@@ -163,6 +169,89 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
     println!("  ratio epoch / (steps x step): {:.2}", epoch / (steps as f64 * t_step));
     println!("  reference (measured on an idle 2-core machine): PyTorch 0.97 s/epoch (2.06 ms/step); target <= 1.0 s, no worse than 1.3 s");
     Ok(())
+}
+
+/// A whole λ̂ estimate at the seed-0 `mlp-2x256` with devinterp's defaults (4 chains × 200
+/// draws, ε 1e-4, γ 100, batch 128, init loss on the full training set), in seconds.
+fn llc_seconds<B: AutodiffBackend>(train: &slt_datasets::Dataset, device: &B::Device) -> anyhow::Result<f64> {
+    let model = "mlp-2x256".parse::<slt_models::ModelSpec>()?.init::<B>(0, device);
+    let config = slt_estimators::SgldConfig::default(); // devinterp's defaults: no MALA diagnostic
+    Ok(slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?.seconds)
+}
+
+/// One SGD epoch of `mlp-2x256` (lr 0.01, batch 128, fresh seed-0 model), data assembly and a
+/// loss read-back per step included, in seconds.
+fn sgd_epoch_seconds<B: AutodiffBackend>(
+    train: &slt_datasets::Dataset,
+    epoch: u64,
+    device: &B::Device,
+) -> anyhow::Result<f64> {
+    let spec: slt_models::ModelSpec = "mlp-2x256".parse()?;
+    let mut model = spec.init::<B>(0, device);
+    let mut sgd = Sgd::<B>::new(SgdConfig { lr: 0.01, ..Default::default() })?;
+    let batches = train.epoch_batches(128, 0, epoch, false);
+    let t = Instant::now();
+    for idx in &batches {
+        let batch = train.batch::<B>(idx, device);
+        let loss = cross_entropy(model.forward(batch.inputs), batch.one_hot);
+        let _ = loss.clone().into_scalar().elem::<f64>();
+        let grads = loss.backward();
+        let (next, _) = sgd.step(model, &grads)?;
+        model = next;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Examples of the Hessian benchmark (PyHessian's comparison script uses the same number).
+const HESSIAN_EXAMPLES: usize = 1000;
+
+/// What [`time_hessian`] measures, in seconds.
+struct HessianTimes {
+    setup: f64,
+    hvp: f64,
+    trace_100: f64,
+    trace: f64,
+    top_eig_seconds: f64,
+    top_eig: f64,
+    top_eig_products: usize,
+}
+
+/// Exact R-operator products of `mlp-2x256` (seed-0 weights) on the first
+/// [`HESSIAN_EXAMPLES`] training examples in one batch: the set-up, the median of 20 products,
+/// a 100-probe Hutchinson trace and power iteration's top eigenvalue with PyHessian's defaults
+/// (relative tolerance 1e-3, at most 100 iterations).
+fn time_hessian<B: AutodiffBackend>(train: &slt_datasets::Dataset, device: &B::Device) -> anyhow::Result<HessianTimes> {
+    use slt_hessian::{eigen, trace, EvalSet, PowerOptions, SymmetricOperator};
+    type I<B> = <B as AutodiffBackend>::InnerBackend;
+    let model = "mlp-2x256".parse::<slt_models::ModelSpec>()?.init::<I<B>>(0, device);
+    let idx: Vec<usize> = (0..HESSIAN_EXAMPLES.min(train.len())).collect();
+    let t = Instant::now();
+    let eval = EvalSet::uniform(vec![train.batch::<I<B>>(&idx, device)])?;
+    let op = slt_experiments::measure::hessian_operator(&model, eval)?;
+    let setup = t.elapsed().as_secs_f64();
+    let v: Vec<f64> = (0..op.dim()).map(|i| if i % 3 == 0 { 1.0 } else { -1.0 }).collect();
+    op.apply(&v)?;
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        std::hint::black_box(op.apply(&v)?);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let t = Instant::now();
+    let tr =
+        trace::hutchinson(&op, &trace::HutchinsonOptions { max_probes: 100, min_probes: 100, rel_tol: None, seed: 0 })?;
+    let trace_100 = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let top = eigen::power_iteration(&op, &PowerOptions { k: 1, max_iter: 100, tol: 1e-3, seed: 0 })?;
+    Ok(HessianTimes {
+        setup,
+        hvp: median(times),
+        trace_100,
+        trace: tr.trace,
+        top_eig_seconds: t.elapsed().as_secs_f64(),
+        top_eig: top.values[0],
+        top_eig_products: top.matvecs,
+    })
 }
 
 /// Natural-gradient steps against the SGD step measured above in the same run (target:
@@ -260,14 +349,7 @@ fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Datas
     let _warm = per_step(false, 1)?;
     let sgld = median((0..3).map(|_| per_step(false, 1)).collect::<anyhow::Result<Vec<_>>>()?);
     let sgld_mala = median((0..3).map(|_| per_step(true, 1)).collect::<anyhow::Result<Vec<_>>>()?);
-    let config = SgldConfig::default(); // devinterp's defaults: no MALA diagnostic
-    let full = median(
-        (0..3)
-            .map(|_| {
-                Ok(slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?.seconds)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-    );
+    let full = median((0..3).map(|_| llc_seconds::<B>(train, device)).collect::<anyhow::Result<Vec<_>>>()?);
     println!("SGLD (MLP 784-256-256-10, batch 128, one chain):");
     println!(
         "  SGLD step {:.3} ms without MALA, {:.3} ms with MALA; training step {:.3} ms",
@@ -288,7 +370,121 @@ fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Datas
     Ok(())
 }
 
+/// The Python of the references: $SLT_REFERENCE_PYTHON, else `python3`.
+fn reference_python() -> String {
+    std::env::var("SLT_REFERENCE_PYTHON").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "python3".into())
+}
+
+/// Fails early, before anything is timed, when the reference Python or its packages are missing.
+fn check_reference_python() -> anyhow::Result<()> {
+    let python = reference_python();
+    let fix = "set SLT_REFERENCE_PYTHON to a Python with the packages of bench/reference/requirements.txt (see bench/reference/README.md)";
+    let out = std::process::Command::new(&python)
+        .args(["-c", "import torch, numpy, devinterp, pyhessian"])
+        .output()
+        .with_context(|| format!("bench --compare: cannot run the reference Python `{python}`: {fix}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "bench --compare: the reference Python `{python}` lacks a package ({}): {fix}",
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").trim()
+    );
+    Ok(())
+}
+
+/// Runs `bench/reference/<script> <flags>` and parses the JSON object on its last stdout line.
+fn run_reference(script: &str, flags: &[&str], data_dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let python = reference_python();
+    // xtask sits in `<repo>/xtask`.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
+    let path = repo.join("bench/reference").join(script);
+    let out = std::process::Command::new(&python)
+        .arg(&path)
+        .args(flags)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .with_context(|| format!("running {python} {} (set SLT_REFERENCE_PYTHON to a Python with the packages of bench/reference/requirements.txt)", path.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed ({}): {} (install the packages of bench/reference/requirements.txt; see bench/reference/README.md)",
+        path.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(last)
+        .with_context(|| format!("{}: expected a JSON object on its last line, got {last:?}", path.display()))
+}
+
+fn number(v: &serde_json::Value, key: &str) -> anyhow::Result<f64> {
+    v[key].as_f64().with_context(|| format!("reference output lacks the number `{key}`: {v}"))
+}
+
+/// `bench --compare`: per round and workload, ours then the reference, so that both see the
+/// same machine load; medians over the rounds and their ratios.
+fn compare<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: BackendKind) -> anyhow::Result<()> {
+    check_reference_python()?;
+    let data_dir = resolve_data_dir(args.data_dir.as_deref());
+    let splits = RawSplits::load(DatasetKind::Mnist, &data_dir)
+        .context("loading MNIST (run `cargo xtask fetch-data` first)")?
+        .split(&SplitOptions::default())?;
+    let train = &splits.train;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
+    let which = |w: BenchWhat| args.what == BenchWhat::All || args.what == w;
+    // (label, ours, reference) per measured quantity.
+    let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut push = |label: &'static str, ours: f64, theirs: f64| match rows.iter_mut().find(|r| r.0 == label) {
+        Some(r) => {
+            r.1.push(ours);
+            r.2.push(theirs);
+        }
+        None => rows.push((label, vec![ours], vec![theirs])),
+    };
+    let mut versions = std::collections::BTreeMap::new();
+    for round in 0..args.rounds {
+        eprintln!("round {}/{}", round + 1, args.rounds);
+        if which(BenchWhat::Sgd) {
+            let ours = sgd_epoch_seconds::<B>(train, round as u64, device)?;
+            let r = run_reference("sgd_epoch.py", &["--epochs", "1", "--threads", &threads], &data_dir)?;
+            versions.insert("torch", r["torch"].as_str().unwrap_or("?").to_string());
+            push("SGD epoch, 60k, batch 128 (s) vs PyTorch", ours, number(&r, "seconds_median")?);
+        }
+        if which(BenchWhat::Llc) {
+            let ours = llc_seconds::<B>(train, device)?;
+            let r = run_reference("llc_devinterp.py", &["--repeats", "1", "--threads", &threads], &data_dir)?;
+            versions.insert("devinterp", r["devinterp"].as_str().unwrap_or("?").to_string());
+            push("LLC 4 chains x 200 draws (s) vs devinterp", ours, number(&r, "seconds_median")?);
+        }
+        if which(BenchWhat::Hessian) {
+            let ours = time_hessian::<B>(train, device)?;
+            let r = run_reference("hessian_pyhessian.py", &["--examples", "1000", "--threads", &threads], &data_dir)?;
+            versions.insert("pyhessian", r["pyhessian"].as_str().unwrap_or("?").to_string());
+            push("HVP, 1,000 examples (ms) vs PyHessian", 1e3 * ours.hvp, 1e3 * number(&r, "hvp_seconds")?);
+            push("100-probe trace (s) vs PyHessian", ours.trace_100, number(&r, "trace_100_seconds")?);
+            push("top eigenvalue (s) vs PyHessian", ours.top_eig_seconds, number(&r, "top_eig_seconds")?);
+        }
+    }
+    let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output().ok();
+    let date = date.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    println!(
+        "bench --compare, {date}, backend {backend}, {threads} threads, MLP 784-256-256-10 on MNIST; medians of {} interleaved rounds; references: {}",
+        args.rounds,
+        versions.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    );
+    println!("| workload | ours | reference | ours / reference |");
+    println!("|---|---|---|---|");
+    for (label, ours, theirs) in rows {
+        let (o, t) = (median(ours), median(theirs));
+        println!("| {label} | {o:.3} | {t:.3} | {:.2} |", o / t);
+    }
+    Ok(())
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let backend = crate::args::backend(args.backend)?;
+    if args.compare {
+        return slt_experiments::with_backend!(backend, |B, device| compare::<B>(&device, &args, backend));
+    }
     slt_experiments::with_backend!(backend, |B, device| bench::<B>(&device, &args, backend))
 }

@@ -201,3 +201,16 @@ fn llc_of_trained_weights_writes_json() {
     ]);
     assert!(!ok && text.contains("weights.safetensors"), "{text}");
 }
+
+#[test]
+fn bench_compare_without_the_reference_python_says_what_to_install() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--compare"])
+        .env("SLT_REFERENCE_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("/nonexistent/python3") && text.contains("bench/reference/requirements.txt"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}

@@ -53,6 +53,16 @@ pub struct BenchArgs {
     rounds: usize,
 }
 
+/// The benchmarks' model (MLP 784-256-256-10, the reference scripts' model too), batch size and
+/// SGD learning rate.
+const MODEL: &str = "mlp-2x256";
+const BATCH: usize = 128;
+const SGD_LR: f64 = 0.01;
+
+fn model_spec() -> anyhow::Result<slt_models::ModelSpec> {
+    Ok(MODEL.parse()?)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -78,9 +88,9 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
         .context("loading MNIST (run `cargo xtask fetch-data` first)")?
         .split(&SplitOptions::default())?;
     let train = &splits.train;
-    let spec: slt_models::ModelSpec = "mlp-2x256".parse()?;
-    let m = 128;
-    let config = SgdConfig { lr: 0.01, ..Default::default() };
+    let spec = model_spec()?;
+    let m = BATCH;
+    let config = SgdConfig { lr: SGD_LR, ..Default::default() };
 
     // Step breakdown on one fixed batch.
     let indices: Vec<usize> = (0..m).collect();
@@ -174,7 +184,7 @@ fn bench<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Back
 /// A whole λ̂ estimate at the seed-0 `mlp-2x256` with devinterp's defaults (4 chains × 200
 /// draws, ε 1e-4, γ 100, batch 128, init loss on the full training set), in seconds.
 fn llc_seconds<B: AutodiffBackend>(train: &slt_datasets::Dataset, device: &B::Device) -> anyhow::Result<f64> {
-    let model = "mlp-2x256".parse::<slt_models::ModelSpec>()?.init::<B>(0, device);
+    let model = model_spec()?.init::<B>(0, device);
     let config = slt_estimators::SgldConfig::default(); // devinterp's defaults: no MALA diagnostic
     Ok(slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?.seconds)
 }
@@ -186,10 +196,9 @@ fn sgd_epoch_seconds<B: AutodiffBackend>(
     epoch: u64,
     device: &B::Device,
 ) -> anyhow::Result<f64> {
-    let spec: slt_models::ModelSpec = "mlp-2x256".parse()?;
-    let mut model = spec.init::<B>(0, device);
-    let mut sgd = Sgd::<B>::new(SgdConfig { lr: 0.01, ..Default::default() })?;
-    let batches = train.epoch_batches(128, 0, epoch, false);
+    let mut model = model_spec()?.init::<B>(0, device);
+    let mut sgd = Sgd::<B>::new(SgdConfig { lr: SGD_LR, ..Default::default() })?;
+    let batches = train.epoch_batches(BATCH, 0, epoch, false);
     let t = Instant::now();
     for idx in &batches {
         let batch = train.batch::<B>(idx, device);
@@ -223,7 +232,7 @@ struct HessianTimes {
 fn time_hessian<B: AutodiffBackend>(train: &slt_datasets::Dataset, device: &B::Device) -> anyhow::Result<HessianTimes> {
     use slt_hessian::{eigen, trace, EvalSet, PowerOptions, SymmetricOperator};
     type I<B> = <B as AutodiffBackend>::InnerBackend;
-    let model = "mlp-2x256".parse::<slt_models::ModelSpec>()?.init::<I<B>>(0, device);
+    let model = model_spec()?.init::<I<B>>(0, device);
     let idx: Vec<usize> = (0..HESSIAN_EXAMPLES.min(train.len())).collect();
     let t = Instant::now();
     let eval = EvalSet::uniform(vec![train.batch::<I<B>>(&idx, device)])?;
@@ -263,7 +272,7 @@ fn bench_ngd<B: AutodiffBackend>(
     t_step: f64,
 ) -> anyhow::Result<()> {
     use slt_optimizers::{FisherKind, Ngd, NgdConfig};
-    let spec: slt_models::ModelSpec = "mlp-2x256".parse()?;
+    let spec = model_spec()?;
     println!(
         "Natural gradient (MLP 784-256-256-10, batch {}), step time / SGD step time ({:.3} ms):",
         batch.inputs.dims()[0],
@@ -334,7 +343,7 @@ fn bench_ngd<B: AutodiffBackend>(
 /// estimate with devinterp's defaults (4 chains × 200 draws, init loss on the full training set).
 fn bench_llc<B: AutodiffBackend>(device: &B::Device, train: &slt_datasets::Dataset, t_step: f64) -> anyhow::Result<()> {
     use slt_estimators::{InitLoss, SgldConfig};
-    let model = "mlp-2x256".parse::<slt_models::ModelSpec>()?.init::<B>(0, device);
+    let model = model_spec()?.init::<B>(0, device);
     let per_step = |mala: bool, chains: usize| -> anyhow::Result<f64> {
         let config = SgldConfig {
             num_chains: chains,

@@ -18,7 +18,10 @@ pub fn classifier_loss<B: AutodiffBackend>(
     cross_entropy(model.forward(batch.inputs.clone()), batch.one_hot.clone())
 }
 
-/// λ̂ of `model` on the training set `train`, with a progress bar when `show_progress`.
+/// λ̂ of `model` on the training set `train`, with a progress bar when `show_progress`. A chain
+/// that runs device-resident (`config.residency`: on GPU backends by default) cuts its batches
+/// from a copy of `train` on the device ([`slt_datasets::DeviceDataset`]: an upload of the
+/// batch's indices per step); otherwise batches are assembled on the host and uploaded.
 pub fn llc_of_classifier<B: AutodiffBackend>(
     model: &Classifier<B>,
     train: &Dataset,
@@ -26,7 +29,19 @@ pub fn llc_of_classifier<B: AutodiffBackend>(
     device: &B::Device,
     show_progress: bool,
 ) -> Result<LlcEstimate, EstimatorError> {
-    let source = FnSource::new(train.len(), |idx: &[usize]| train.batch::<B>(idx, device));
+    llc_of_classifier_observed(model, train, config, device, show_progress, None)
+}
+
+/// [`llc_of_classifier`] with `observers` recording observables into the chains' traces (see
+/// [`slt_estimators::observe`]).
+pub fn llc_of_classifier_observed<B: AutodiffBackend>(
+    model: &Classifier<B>,
+    train: &Dataset,
+    config: &SgldConfig,
+    device: &B::Device,
+    show_progress: bool,
+    observers: Option<&dyn slt_estimators::ChainObserver<B::InnerBackend>>,
+) -> Result<LlcEstimate, EstimatorError> {
     let bar = if show_progress {
         let bar = ProgressBar::new((config.num_chains * config.steps_per_chain()) as u64);
         bar.set_style(
@@ -39,8 +54,20 @@ pub fn llc_of_classifier<B: AutodiffBackend>(
         ProgressBar::hidden()
     };
     let tick = || bar.inc(1);
-    let estimate =
-        estimate_llc(model, &source, &classifier_loss::<B>, config, Some(&slt_estimators::observe::Progress(tick)));
+    let mut all = slt_estimators::observe::Observers::new().with(slt_estimators::observe::Progress(tick));
+    if let Some(o) = observers {
+        all = all.with(o);
+    }
+    let progress = all;
+    let d = slt_core::params::num_params(model);
+    let estimate = if config.residency.resolve::<B::InnerBackend>(device, d).is_some() {
+        let on_device = train.to_device::<B>(device);
+        let source = FnSource::new(train.len(), |idx: &[usize]| on_device.batch(idx));
+        estimate_llc(model, &source, &classifier_loss::<B>, config, Some(&progress))
+    } else {
+        let source = FnSource::new(train.len(), |idx: &[usize]| train.batch::<B>(idx, device));
+        estimate_llc(model, &source, &classifier_loss::<B>, config, Some(&progress))
+    };
     bar.finish_and_clear();
     estimate
 }

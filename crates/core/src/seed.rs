@@ -47,6 +47,8 @@ pub mod stream {
     pub const SGLD: u64 = 5;
     /// Random probes of Hessian estimators.
     pub const PROBES: u64 = 6;
+    /// A device-resident SGLD chain's noise (after the chain's seed; then the block's first step).
+    pub const SGLD_DEVICE_NOISE: u64 = 7;
 }
 
 #[cfg(test)]

@@ -34,6 +34,41 @@ impl<B: Backend> ClassificationBatch<B> {
     }
 }
 
+/// A [`Dataset`] held on a device: a batch is cut there by `select` with the batch's indices,
+/// so each batch uploads m integers instead of assembling and uploading m examples
+/// (m × (dim + 11) values). For GPU backends, where each upload is a transfer; on a CPU backend
+/// both cost a copy of the rows.
+#[derive(Debug, Clone)]
+pub struct DeviceDataset<B: Backend> {
+    all: ClassificationBatch<B>,
+}
+
+impl<B: Backend> DeviceDataset<B> {
+    /// Number of examples n.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// The examples at `indices`: the same batch as [`Dataset::batch`] gives.
+    pub fn batch(&self, indices: &[usize]) -> ClassificationBatch<B> {
+        let device = self.all.inputs.device();
+        let idx = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(indices.iter().map(|&i| i as i64).collect::<Vec<_>>(), [indices.len()]),
+            &device,
+        );
+        ClassificationBatch {
+            inputs: self.all.inputs.clone().select(0, idx.clone()),
+            targets: self.all.targets.clone().select(0, idx.clone()),
+            one_hot: self.all.one_hot.clone().select(0, idx),
+        }
+    }
+}
+
 /// The visiting order of `n` examples in epoch `epoch` of a run with seed `seed`.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
@@ -59,6 +94,12 @@ impl Dataset {
             targets: Tensor::from_data(TensorData::new(targets, [m]), device),
             one_hot: Tensor::from_data(TensorData::new(one_hot, [m, NUM_CLASSES]), device),
         }
+    }
+
+    /// The whole data set on `device`, to cut batches there (see [`DeviceDataset`]).
+    pub fn to_device<B: Backend>(&self, device: &B::Device) -> DeviceDataset<B> {
+        let all: Vec<usize> = (0..self.len()).collect();
+        DeviceDataset { all: self.batch(&all, device) }
     }
 
     /// The index chunks of one epoch: `epoch_order` cut into batches of `batch_size`
@@ -108,6 +149,19 @@ mod tests {
         let b = d.epoch_batches(4, 1, 0, false);
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
         assert_eq!(d.epoch_batches(4, 1, 0, true).len(), 2);
+    }
+
+    #[test]
+    fn device_batches_equal_host_batches() {
+        type B = burn_ndarray::NdArray<f32>;
+        let data = toy(5);
+        let on_device = data.to_device::<B>(&Default::default());
+        assert_eq!(on_device.len(), data.len());
+        let idx = [3, 0, 4, 4];
+        let (a, b) = (data.batch::<B>(&idx, &Default::default()), on_device.batch(&idx));
+        assert_eq!(a.inputs.into_data(), b.inputs.into_data());
+        assert_eq!(a.targets.into_data(), b.targets.into_data());
+        assert_eq!(a.one_hot.into_data(), b.one_hot.into_data());
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub const IMAGE_SIDE: usize = 28;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
+    /// MNIST handwritten digits (LeCun et al., 1998), `mnist`.
     Mnist,
+    /// Fashion-MNIST clothing images (Xiao et al., 2017), `fashion-mnist`.
     FashionMnist,
 }
 
@@ -105,8 +107,11 @@ impl Dataset {
 /// The official train and test sets of one dataset.
 #[derive(Debug, Clone)]
 pub struct RawSplits {
+    /// Which dataset these are.
     pub kind: DatasetKind,
+    /// The published training set (60,000 examples).
     pub train: Dataset,
+    /// The published test set (10,000 examples).
     pub test: Dataset,
 }
 
@@ -140,8 +145,12 @@ impl SplitOptions {
 /// Training and validation sets ready for use.
 #[derive(Debug, Clone)]
 pub struct Splits {
+    /// Which dataset these come from.
     pub kind: DatasetKind,
+    /// The training set, after any hold-out and subsetting.
     pub train: Dataset,
+    /// The validation set: the official test set, or the held-out training examples when
+    /// [`SplitOptions::val_from_train`] is set; subset if asked.
     pub val: Dataset,
 }
 

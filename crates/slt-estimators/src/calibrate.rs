@@ -21,12 +21,19 @@ use crate::EstimatorError;
 /// One grid point of a calibration sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationRow {
+    /// The SGLD step size ε of this point.
     pub step_size: f64,
+    /// The localisation γ of this point.
     pub localization: f64,
+    /// λ̂ (mean over the finite chains), `None` if every chain diverged.
     pub llc_mean: Option<f64>,
+    /// Standard deviation of λ̂ over the finite chains (`None` with fewer than two).
     pub llc_std: Option<f64>,
+    /// Chains whose loss became non-finite.
     pub diverged_chains: usize,
+    /// Mean MALA acceptance probability, when the diagnostic ran.
     pub mala_acceptance_mean: Option<f64>,
+    /// The estimate's warnings at this point.
     pub warnings: Vec<Warning>,
     /// Whether this point passes every stability check.
     pub stable: bool,
@@ -38,6 +45,7 @@ pub struct CalibrationRow {
 /// The sweep and its recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
+    /// One row per (ε, γ) of the grid, in the order swept.
     pub rows: Vec<CalibrationRow>,
     /// The largest stable ε (with its γ), if any point was stable.
     pub recommended: Option<(f64, f64)>,

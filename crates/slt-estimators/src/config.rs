@@ -26,6 +26,50 @@ pub enum InitLoss {
     FirstBatches(usize),
 }
 
+/// Where a chain's per-step work lives: on the host (bit-reproducible) or on the device (no
+/// per-step transfer or synchronisation, for GPU backends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "block", rename_all = "kebab-case")]
+pub enum Residency {
+    /// [`Residency::Device`] with [`Residency::auto_block`] steps per block on backends built
+    /// on burn-cubecl (wgpu, CUDA, ROCm; their `Backend::name` contains `cubecl`), else
+    /// [`Residency::Host`].
+    #[default]
+    Auto,
+    /// ξ drawn on the host from (chain seed, step) and uploaded every step (d values); the loss
+    /// read back every step. The chain is the same on every backend up to the backend's
+    /// arithmetic, bit-identical across runs and thread counts on CPU backends.
+    Host,
+    /// ξ for `block` steps at a time drawn on the device by the backend's generator
+    /// (`Tensor::random`, seeded by `Backend::seed` from (chain seed, block index) under a
+    /// process-wide lock); the losses kept on the device and read back once per block. Same
+    /// seed, backend and device give the same chain; the noise differs from the host's, so the
+    /// chain agrees with a host-resident one in distribution only. Divergence is noticed at the
+    /// end of the block (the steps after it are discarded).
+    Device(usize),
+}
+
+impl Residency {
+    /// The block of a device-resident chain with d parameters: as many steps as fit 2²³ noise
+    /// values (32 MiB in f32), between 1 and 64.
+    pub fn auto_block(d: usize) -> usize {
+        ((1usize << 23) / d.max(1)).clamp(1, 64)
+    }
+
+    /// The block length on backend `B` for d parameters, `None` for the host path.
+    pub fn resolve<B: burn::tensor::backend::Backend>(&self, device: &B::Device, d: usize) -> Option<usize> {
+        match *self {
+            Residency::Host => None,
+            Residency::Device(block) => Some(block.max(1)),
+            Residency::Auto => B::name(device).contains("cubecl").then(|| Self::auto_block(d)),
+        }
+    }
+
+    fn is_auto(&self) -> bool {
+        *self == Residency::Auto
+    }
+}
+
 /// SGLD / LLC settings. Defaults follow devinterp 2.x where it has one: 4 chains × 200 draws,
 /// no burn-in, every step a draw, nβ = m/ln m, batch 128, no MALA diagnostic; γ = 100 and
 /// ε = 1e-4 are the paper's (devinterp has no default for them). None of these is right for
@@ -60,6 +104,9 @@ pub struct SgldConfig {
     /// in devinterp where it is an opt-in callback; it costs about a third of an SGLD step on an
     /// MLP: several extra passes over the parameters).
     pub mala: bool,
+    /// Where the per-step work lives (default: on the device for GPU backends).
+    #[serde(default, skip_serializing_if = "Residency::is_auto")]
+    pub residency: Residency,
 }
 
 impl Default for SgldConfig {
@@ -78,6 +125,7 @@ impl Default for SgldConfig {
             seed: 0,
             init_loss: InitLoss::FullDataset,
             mala: false,
+            residency: Residency::Auto,
         }
     }
 }
@@ -133,6 +181,9 @@ impl SgldConfig {
         }
         if self.batch_size == 0 || n == 0 {
             return bad("batch_size", "batch size and dataset size must be at least 1".into());
+        }
+        if self.residency == Residency::Device(0) {
+            return bad("residency", "a device-resident block needs at least one step".into());
         }
         if let InitLoss::FirstBatches(0) = self.init_loss {
             return bad("init_loss", "needs at least one batch".into());

@@ -67,23 +67,55 @@ pub fn effective_sample_size(x: &[f64]) -> f64 {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Warning {
     /// Some chains produced a non-finite loss and were excluded.
-    Diverged { diverged: usize, chains: usize },
+    Diverged {
+        /// Chains that diverged.
+        diverged: usize,
+        /// Chains run.
+        chains: usize,
+    },
     /// The running λ̂ had not flattened: the second half of the draws gives a clearly larger
     /// estimate than the first.
-    StillRising { first_half: f64, second_half: f64 },
+    StillRising {
+        /// λ̂ from the first half of the draws.
+        first_half: f64,
+        /// λ̂ from the second half of the draws.
+        second_half: f64,
+    },
     /// The chains drifted to the scale √(d/γ) of the localisation Gaussian alone.
-    AtLocalizationScale { distance: f64, scale: f64 },
+    AtLocalizationScale {
+        /// Mean ‖w − w*‖ at the last draw.
+        distance: f64,
+        /// √(d/γ).
+        scale: f64,
+    },
     /// λ̂ matches the quadratic prediction nβ·Tr(H)/(2γ): it measures curvature under the
     /// localiser more than the learning coefficient.
-    MatchesQuadraticPrediction { llc: f64, prediction: f64 },
+    MatchesQuadraticPrediction {
+        /// λ̂.
+        llc: f64,
+        /// nβ·Tr(H)/(2γ).
+        prediction: f64,
+    },
     /// λ̂ < 0: w* is not a local minimum of the loss.
-    NegativeLlc { llc: f64 },
+    NegativeLlc {
+        /// λ̂.
+        llc: f64,
+    },
     /// Most draws are below L(w*): w* is not a local minimum.
-    BelowInitLoss { share: f64 },
+    BelowInitLoss {
+        /// Share of the draws below L(w*), in [0, 1].
+        share: f64,
+    },
     /// Low MALA acceptance: the step size is probably too large.
-    LowAcceptance { mean: f64 },
+    LowAcceptance {
+        /// Mean MALA acceptance probability.
+        mean: f64,
+    },
     /// Chains disagree.
-    HighRHat { r_hat: f64 },
+    HighRHat {
+        /// Split R-hat of the draws across chains.
+        r_hat: f64,
+    },
 }
 
 impl std::fmt::Display for Warning {

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Singular learning theory estimators for any burn model: an SGLD sampler on the localised
 //! tempered posterior, the local learning coefficient λ̂ (LLC) and the WBIC, with the
 //! diagnostics that say when a run cannot be trusted, and step-size calibration.
@@ -50,7 +51,7 @@ pub mod sampler;
 pub mod source;
 
 pub use calibrate::{calibrate, Calibration, CalibrationRow};
-pub use config::{InitLoss, SgldConfig, Temperature};
+pub use config::{InitLoss, Residency, SgldConfig, Temperature};
 pub use diagnostics::Warning;
 pub use llc::{estimate_llc, ChainSummary, LlcEstimate};
 pub use observe::{ChainObserver, StepView};

@@ -27,12 +27,15 @@ use crate::EstimatorError;
 /// Per-chain results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChainSummary {
+    /// Chain index.
     pub chain: usize,
+    /// The chain's seed (derived from the master seed).
     pub seed: u64,
     /// λ̂_c, or `None` if the chain diverged.
     pub llc: Option<f64>,
     /// Mean of the chain's draws.
     pub mean_draw_loss: Option<f64>,
+    /// The step at which the loss became non-finite, if it did.
     pub diverged_at: Option<usize>,
     /// Effective sample size of the chain's draws.
     pub ess: f64,

@@ -30,7 +30,10 @@ pub struct StepView<'a, B: Backend> {
     pub step: usize,
     /// The index of the draw this step records, if it is one (after burn-in, every `thin`-th).
     pub draw: Option<usize>,
-    /// L_B(w_t), the minibatch loss at the weights before the update.
+    /// L_B(w_t), the minibatch loss at the weights before the update. NaN on a device-resident
+    /// chain (see [`crate::config::Residency`]) when no observer [reads
+    /// losses](ChainObserver::reads_losses): there the losses are read back in blocks, after
+    /// the observers have run.
     pub loss: f64,
     /// w_t, flattened (the order of `slt_core::ParamLayout`).
     pub weights: &'a Tensor<B, 1>,
@@ -46,7 +49,8 @@ pub struct StepView<'a, B: Backend> {
     pub n_beta: f64,
     /// L(w*), as the estimate uses it.
     pub init_loss: f64,
-    /// The chain's draws so far, this step's included when it is a draw.
+    /// The chain's draws so far, this step's included when it is a draw (on a device-resident
+    /// chain whose observers do not read losses, only the draws of blocks already read back).
     pub draws: &'a [f64],
 }
 
@@ -79,12 +83,23 @@ impl Record {
 /// at draws (`view.draw.is_some()`); compute observables there only, to pay for them once per
 /// draw.
 pub trait ChainObserver<B: Backend>: Sync {
+    /// Sees step `view` of a chain; what it sets in `record` is kept when the step is a draw.
     fn observe(&self, view: &StepView<'_, B>, record: &mut Record);
+
+    /// Whether this observer reads [`StepView::loss`] or [`StepView::draws`] (default: yes). A
+    /// device-resident chain reads its losses back once per block of steps only when no
+    /// observer does; otherwise it pays one read-back (a synchronisation) per step.
+    fn reads_losses(&self) -> bool {
+        true
+    }
 }
 
 impl<B: Backend, O: ChainObserver<B> + ?Sized> ChainObserver<B> for &O {
     fn observe(&self, view: &StepView<'_, B>, record: &mut Record) {
         (**self).observe(view, record)
+    }
+    fn reads_losses(&self) -> bool {
+        (**self).reads_losses()
     }
 }
 
@@ -99,6 +114,9 @@ impl<B: Backend, F: Fn() + Sync> ChainObserver<B> for Progress<F> {
     fn observe(&self, _: &StepView<'_, B>, _: &mut Record) {
         (self.0)()
     }
+    fn reads_losses(&self) -> bool {
+        false
+    }
 }
 
 /// `weight_norm` = ‖w_t‖ at each draw.
@@ -109,6 +127,9 @@ impl<B: Backend> ChainObserver<B> for WeightNorm {
         if view.draw.is_some() {
             record.set("weight_norm", norm(view.weights.clone()));
         }
+    }
+    fn reads_losses(&self) -> bool {
+        false
     }
 }
 
@@ -121,6 +142,9 @@ impl<B: Backend> ChainObserver<B> for DistanceFromStart {
             record.set("distance", norm(view.weights.clone() - view.w_star.clone()));
         }
     }
+    fn reads_losses(&self) -> bool {
+        false
+    }
 }
 
 /// `grad_norm` = ‖∇L_B(w_t)‖ at each draw.
@@ -131,6 +155,9 @@ impl<B: Backend> ChainObserver<B> for GradientNorm {
         if view.draw.is_some() {
             record.set("grad_norm", norm(view.gradient.clone()));
         }
+    }
+    fn reads_losses(&self) -> bool {
+        false
     }
 }
 
@@ -145,6 +172,9 @@ impl<B: Backend> ChainObserver<B> for NoiseNorm {
             record.set("noise_norm", view.step_size.sqrt() * norm(view.noise.clone()));
             record.set("drift_norm", 0.5 * view.step_size * view.n_beta * norm(view.gradient.clone()));
         }
+    }
+    fn reads_losses(&self) -> bool {
+        false
     }
 }
 
@@ -180,6 +210,9 @@ impl<B: Backend, F: Fn(&Tensor<B, 1>) -> f64 + Sync> ChainObserver<B> for Weight
             record.set(self.name.clone(), (self.f)(view.weights));
         }
     }
+    fn reads_losses(&self) -> bool {
+        false
+    }
 }
 
 /// Several observers, called in the order added.
@@ -212,6 +245,9 @@ impl<B: Backend> ChainObserver<B> for Observers<'_, B> {
             o.observe(view, record);
         }
     }
+    fn reads_losses(&self) -> bool {
+        self.list.iter().any(|o| o.reads_losses())
+    }
 }
 
 /// The observer that does nothing.
@@ -219,4 +255,7 @@ pub(crate) struct Nothing;
 
 impl<B: Backend> ChainObserver<B> for Nothing {
     fn observe(&self, _: &StepView<'_, B>, _: &mut Record) {}
+    fn reads_losses(&self) -> bool {
+        false
+    }
 }

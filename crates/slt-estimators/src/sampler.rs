@@ -46,6 +46,9 @@ pub struct ChainTrace {
     /// (see [`crate::observe`]).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub observables: std::collections::BTreeMap<String, Vec<f64>>,
+    /// What crossed the host–device boundary in the chain's loop.
+    #[serde(default)]
+    pub host_traffic: HostTraffic,
 }
 
 /// Cyclic seeded minibatches: a fresh permutation of 0..n every pass.
@@ -97,6 +100,117 @@ fn sq_norm<B: burn::tensor::backend::Backend>(t: Tensor<B, 1>) -> f64 {
     t.square().sum().into_scalar().elem::<f64>()
 }
 
+/// What crossed the host–device boundary in a chain's own loop: the uploads of noise and
+/// the read-backs (each a synchronisation with the device). The batch source's work (an
+/// upload of the batch, or of its indices for data already on the device) and the observers'
+/// are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostTraffic {
+    /// Host-to-device uploads.
+    pub uploads: usize,
+    /// Values uploaded, all uploads together.
+    pub uploaded_values: usize,
+    /// Device-to-host read-backs.
+    pub readbacks: usize,
+    /// Steps taken.
+    pub steps: usize,
+}
+
+impl HostTraffic {
+    fn upload(&mut self, values: usize) {
+        self.uploads += 1;
+        self.uploaded_values += values;
+    }
+}
+
+/// Serialises `Backend::seed` + `Tensor::random` of all device-resident chains in the process:
+/// the backend's generator is global state.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// ξ for steps `first..first + rows` of the chain with seed `seed`, drawn on the device (one
+/// seeding and one kernel; nothing uploaded but the generator's seed).
+fn device_noise_block<B: burn::tensor::backend::Backend>(
+    seed: u64,
+    first: usize,
+    rows: usize,
+    d: usize,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let _guard = DEVICE_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    B::seed(device, slt_core::seed::derive_seed(seed, &[stream::SGLD_DEVICE_NOISE, first as u64]));
+    Tensor::random([rows, d], burn::tensor::Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Where ξ comes from: a host thread that draws ahead, or blocks drawn on the device.
+enum Noise<B: burn::tensor::backend::Backend> {
+    Host(std::sync::mpsc::Receiver<Vec<f32>>),
+    Device { block: usize, rows: Option<Tensor<B, 2>>, seed: u64, steps: usize },
+}
+
+impl<B: burn::tensor::backend::Backend> Noise<B> {
+    fn next(&mut self, t: usize, d: usize, device: &B::Device, traffic: &mut HostTraffic) -> Tensor<B, 1> {
+        match self {
+            Noise::Host(rx) => {
+                let noise = rx.recv().expect("the noise thread runs until the chain ends");
+                traffic.upload(d);
+                Tensor::from_data(TensorData::new(noise, [d]), device)
+            }
+            Noise::Device { block, rows, seed, steps } => {
+                let r = t % *block;
+                if r == 0 {
+                    *rows = Some(device_noise_block::<B>(*seed, t, (*block).min(*steps - t), d, device));
+                }
+                rows.as_ref().expect("a block is drawn at its first step").clone().slice([r..r + 1]).reshape([d])
+            }
+        }
+    }
+}
+
+/// Losses (and ‖w − w*‖² at the recorded draws) kept on the device until read back together.
+struct Pending<B: burn::tensor::backend::Backend> {
+    /// (step, L_B(w_t), ‖w_t − w*‖² if recorded at this step).
+    steps: Vec<(usize, Tensor<B, 1>, Option<Tensor<B, 1>>)>,
+}
+
+impl<B: burn::tensor::backend::Backend> Pending<B> {
+    /// Reads the pending values back in one transfer and appends them to `trace` in step
+    /// order; stops at the first non-finite loss (marking the chain diverged) and returns
+    /// whether the chain goes on.
+    fn flush(&mut self, trace: &mut ChainTrace, config: &SgldConfig, traffic: &mut HostTraffic) -> bool {
+        if self.steps.is_empty() {
+            return true;
+        }
+        let mut parts = Vec::with_capacity(self.steps.len() * 2);
+        for (_, loss, distance) in &self.steps {
+            parts.push(loss.clone());
+            parts.extend(distance.clone());
+        }
+        let values: Vec<f64> = Tensor::cat(parts, 0).into_data().iter::<f64>().collect();
+        traffic.readbacks += 1;
+        let mut next = values.into_iter();
+        for (t, _, distance) in self.steps.drain(..) {
+            let value = next.next().expect("one loss per pending step");
+            let squared_distance = distance.map(|_| next.next().expect("one value per recorded distance"));
+            if !value.is_finite() {
+                trace.diverged_at = Some(t);
+                return false;
+            }
+            trace.step_losses.push(value);
+            if is_draw(t, config) {
+                trace.draws.push(value);
+            }
+            if let Some(sq) = squared_distance {
+                trace.distances.push(sq.sqrt());
+            }
+        }
+        true
+    }
+}
+
+fn is_draw(t: usize, config: &SgldConfig) -> bool {
+    t >= config.num_burnin && (t - config.num_burnin).is_multiple_of(config.thin)
+}
+
 /// Runs chain `chain` from w* (`w_star`, the flat parameters of `model`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_chain<B, M, D, S, L>(
@@ -144,64 +258,85 @@ where
         mala_acceptance: Vec::new(),
         diverged_at: None,
         observables: Default::default(),
+        host_traffic: HostTraffic::default(),
     };
+    let mut traffic = HostTraffic::default();
+    let device_block = config.residency.resolve::<Inner<B>>(&device, d);
+    // The losses are read back every step on the host path, and on the device path whenever
+    // something needs them at once (MALA, an observer that reads losses).
+    let flush_every = match device_block {
+        Some(block) if !config.mala && !observer.reads_losses() => block,
+        _ => 1,
+    };
+    let mut pending = Pending::<Inner<B>> { steps: Vec::with_capacity(flush_every) };
     let mut record = Record::default();
     // MALA state of the previous step: (w, U, ∇U).
     type MalaState<B> = (Tensor<Inner<B>, 1>, f64, Tensor<Inner<B>, 1>);
     let mut previous: Option<MalaState<B>> = None;
     let lr = 0.5 * eps;
-    // The Gaussian noise of the next steps is drawn on a second thread while this one runs the
-    // forward and backward passes (a training step leaves the other core mostly idle). It
-    // depends only on (seed, step), so the chain is the same as with inline generation.
+    // On the host path the Gaussian noise of the next steps is drawn on a second thread while
+    // this one runs the forward and backward passes (a training step leaves the other core
+    // mostly idle). It depends only on (seed, step), so the chain is the same as with inline
+    // generation.
     std::thread::scope(|scope| {
-        let (noise_tx, noise_rx) = std::sync::mpsc::sync_channel::<Vec<f32>>(2);
-        scope.spawn(move || {
-            for t in 0..steps {
-                if noise_tx.send(gaussian_noise(d, seed, t as u64)).is_err() {
-                    break; // the chain stopped early (diverged)
-                }
+        let mut noise = match device_block {
+            Some(block) => Noise::Device { block, rows: None, seed, steps },
+            None => {
+                let (noise_tx, noise_rx) = std::sync::mpsc::sync_channel::<Vec<f32>>(2);
+                scope.spawn(move || {
+                    for t in 0..steps {
+                        if noise_tx.send(gaussian_noise(d, seed, t as u64)).is_err() {
+                            break; // the chain stopped early (diverged)
+                        }
+                    }
+                });
+                Noise::Host(noise_rx)
             }
-        });
+        };
+        let mut draws_seen = 0usize;
         for t in 0..steps {
             let indices = batches.next(&mut rng).to_vec();
             let batch = source.batch(&indices);
             let loss = loss_fn.loss(&model, &batch);
-            let value = loss.clone().into_scalar().elem::<f64>();
-            if !value.is_finite() {
-                trace.diverged_at = Some(t);
+            let draw = is_draw(t, config).then(|| {
+                draws_seen += 1;
+                draws_seen - 1
+            });
+            let records_distance =
+                draw.is_some_and(|k| k.is_multiple_of(trace.distance_stride) || k + 1 == config.num_draws);
+            let distance = records_distance.then(|| (w.clone() - w_star.clone()).square().sum());
+            pending.steps.push((t, loss.clone().inner(), distance));
+            if (pending.steps.len() == flush_every || t + 1 == steps)
+                && !pending.flush(&mut trace, config, &mut traffic)
+            {
                 break;
             }
-            trace.step_losses.push(value);
-            let is_draw = t >= config.num_burnin && (t - config.num_burnin).is_multiple_of(config.thin);
-            if is_draw {
-                trace.draws.push(value);
-                let k = trace.draws.len() - 1;
-                if k.is_multiple_of(trace.distance_stride) || k + 1 == config.num_draws {
-                    trace.distances.push(sq_norm(w.clone() - w_star.clone()).sqrt());
-                }
-            }
+            // Known here on every path that reads back each step; NaN while a block is pending.
+            let value = if flush_every == 1 { trace.step_losses[t] } else { f64::NAN };
+            traffic.steps += 1;
             let grads = loss.backward();
             let g = flatten_grads(&model, &grads);
             if config.mala {
                 // U = nβ·L_B + (γ/2)‖w − w*‖² + (λ/2)‖w‖², ∇U = nβ·g + γ(w − w*) + λw.
                 let diff = w.clone() - w_star.clone();
                 let u = n_beta * value + 0.5 * gamma * sq_norm(diff.clone()) + 0.5 * wd * sq_norm(w.clone());
+                traffic.readbacks += 2;
                 let grad_u = g.clone() * n_beta + diff * gamma + w.clone() * wd;
                 if let Some((w_prev, u_prev, grad_prev)) = previous.take() {
                     // log q(a | b) = −‖a − b + lr·∇U(b)‖² / (4 lr), lr = ε/2.
                     let forward = sq_norm(w.clone() - w_prev.clone() + grad_prev * lr);
                     let backward = sq_norm(w_prev - w.clone() + grad_u.clone() * lr);
+                    traffic.readbacks += 2;
                     let log_ratio = u_prev - u + (forward - backward) / (4.0 * lr);
                     trace.mala_acceptance.push(log_ratio.min(0.0).exp());
                 }
                 previous = Some((w.clone(), u, grad_u));
             }
-            let noise = noise_rx.recv().expect("the noise thread runs until the chain ends");
-            let xi = Tensor::<Inner<B>, 1>::from_data(TensorData::new(noise, [d]), &device);
+            let xi = noise.next(t, d, &device, &mut traffic);
             let view = StepView {
                 chain,
                 step: t,
-                draw: is_draw.then(|| trace.draws.len() - 1),
+                draw,
                 loss: value,
                 weights: &w,
                 w_star: &w_star,
@@ -213,7 +348,7 @@ where
                 draws: &trace.draws,
             };
             observer.observe(&view, &mut record);
-            if is_draw {
+            if draw.is_some() {
                 record.drain_into(&mut trace.observables);
             } else {
                 record.clear();
@@ -225,6 +360,10 @@ where
             w = next;
             model = write_back(model, Tensor::from_inner(w.clone())).expect("layout of the same model");
         }
+        if let Noise::Host(rx) = noise {
+            drop(rx); // lets the noise thread stop
+        }
     });
+    trace.host_traffic = traffic;
     trace
 }

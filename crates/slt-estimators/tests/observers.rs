@@ -4,23 +4,19 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use burn::tensor::{Int, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
+mod common;
+
+use burn::tensor::Tensor;
+
 use slt_estimators::observe::{
     DistanceFromStart, GradientNorm, NoiseNorm, Observers, Progress, Record, RunningLlc, StepView, WeightFn, WeightNorm,
 };
-use slt_estimators::{estimate_llc, ChainObserver, FnSource, LlcEstimate, SgldConfig, Temperature};
-use slt_models::toy::{half_squared_error, LinearRegression};
+use slt_estimators::{ChainObserver, LlcEstimate, SgldConfig, Temperature};
 
 type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>;
 type Inner = burn_ndarray::NdArray<f64>;
 
 const D: usize = 20;
-
-fn normal(len: usize, seed: u64) -> Vec<f64> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal)).collect()
-}
 
 fn config() -> SgldConfig {
     SgldConfig {
@@ -39,22 +35,7 @@ fn config() -> SgldConfig {
 
 /// Linear regression with d = 20 weights at its exact minimum, estimated with `observer`.
 fn run(observer: Option<&dyn ChainObserver<Inner>>) -> LlcEstimate {
-    let n = 512;
-    let device = Default::default();
-    let x = Tensor::<B, 2>::from_data(TensorData::new(normal(n * D, 1), [n, D]), &device);
-    let model = LinearRegression::<B>::new(normal(D, 2), &device);
-    let y = model.forward(x.clone()).detach();
-    let source = FnSource::new(n, |idx: &[usize]| {
-        let idx = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]),
-            &device,
-        );
-        (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
-    });
-    let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| {
-        half_squared_error(m.forward(x.clone()), y.clone())
-    };
-    estimate_llc(&model, &source, &loss, &config(), observer).unwrap()
+    common::linear_regression::<B>(512, D, &config(), observer)
 }
 
 /// (chain, step, draw, loss) of one step.

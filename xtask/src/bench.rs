@@ -26,6 +26,10 @@ pub enum BenchWhat {
     Hessian,
     /// Everything.
     All,
+    /// One table of the workloads that matter on a GPU (SGD epoch, SGLD step with the noise
+    /// and losses on the host and on the device, 4 × 200 λ̂, HVP, 100-probe trace), each timed
+    /// on `--backend` and on `--beside` in the same run, rounds interleaved.
+    Table,
 }
 
 #[derive(clap::Args)]
@@ -35,6 +39,9 @@ pub struct BenchArgs {
     what: BenchWhat,
     #[arg(long, value_enum)]
     backend: Option<crate::args::BackendArg>,
+    /// The backend `table` times beside `--backend` (default: flex).
+    #[arg(long, value_enum)]
+    beside: Option<crate::args::BackendArg>,
     /// Epochs to time (the median is reported).
     #[arg(long, default_value_t = 1, value_parser = crate::args::positive)]
     epochs: usize,
@@ -490,8 +497,103 @@ fn compare<B: AutodiffBackend>(device: &B::Device, args: &BenchArgs, backend: Ba
     Ok(())
 }
 
+/// The workloads of `bench table`, in seconds, one round on one backend.
+#[derive(Clone, Copy)]
+struct TableRound {
+    sgd_epoch: f64,
+    sgld_host: f64,
+    sgld_device: f64,
+    llc: f64,
+    hvp: f64,
+    trace_100: f64,
+}
+
+/// An SGLD step of one chain (100 draws, init loss from one batch) of the seed-0 `mlp-2x256`,
+/// with its per-step work where `residency` says, in seconds.
+fn sgld_step_seconds<B: AutodiffBackend>(
+    train: &slt_datasets::Dataset,
+    device: &B::Device,
+    residency: slt_estimators::Residency,
+) -> anyhow::Result<f64> {
+    use slt_estimators::{InitLoss, SgldConfig};
+    let model = model_spec()?.init::<B>(0, device);
+    let config = SgldConfig {
+        num_chains: 1,
+        num_draws: 100,
+        init_loss: InitLoss::FirstBatches(1),
+        residency,
+        ..Default::default()
+    };
+    let e = slt_experiments::measure::llc_of_classifier::<B>(&model, train, &config, device, false)?;
+    Ok(e.seconds / 100.0)
+}
+
+fn table_round<B: AutodiffBackend>(train: &slt_datasets::Dataset, device: &B::Device) -> anyhow::Result<TableRound> {
+    use slt_estimators::Residency;
+    let sgd_epoch = sgd_epoch_seconds::<B>(train, 0, device)?;
+    let sgld_host = sgld_step_seconds::<B>(train, device, Residency::Host)?;
+    let d = model_spec()?.num_params();
+    let sgld_device = sgld_step_seconds::<B>(train, device, Residency::Device(Residency::auto_block(d)))?;
+    let llc = llc_seconds::<B>(train, device)?;
+    let h = time_hessian::<B>(train, device)?;
+    Ok(TableRound { sgd_epoch, sgld_host, sgld_device, llc, hvp: h.hvp, trace_100: h.trace_100 })
+}
+
+/// `bench table`: a warm-up round on each backend (shader compilation and autotuning on GPU
+/// backends), then `rounds` rounds alternating between the two; medians and ratios.
+fn table(args: &BenchArgs, backend: BackendKind) -> anyhow::Result<()> {
+    let beside = crate::args::backend(Some(args.beside.unwrap_or(crate::args::BackendArg::Flex)))?;
+    let data_dir = resolve_data_dir(args.data_dir.as_deref());
+    let splits = RawSplits::load(DatasetKind::Mnist, &data_dir)
+        .context("loading MNIST (run `cargo xtask fetch-data` first)")?
+        .split(&SplitOptions::default())?;
+    let train = &splits.train;
+    let mut names = Vec::new();
+    for kind in [backend, beside] {
+        names.push(slt_experiments::with_backend!(kind, |B, device| {
+            eprintln!("warm-up round on {kind}");
+            table_round::<B>(train, &device)?;
+            Ok::<_, anyhow::Error>(<<B as AutodiffBackend>::InnerBackend as burn::tensor::backend::Backend>::name(
+                &device,
+            ))
+        })?);
+    }
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        eprintln!("round {}/{}", round + 1, args.rounds);
+        ours.push(slt_experiments::with_backend!(backend, |B, device| table_round::<B>(train, &device))?);
+        theirs.push(slt_experiments::with_backend!(beside, |B, device| table_round::<B>(train, &device))?);
+    }
+    let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output().ok();
+    let date = date.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    println!(
+        "bench table, {date}: {backend} ({}) beside {beside} ({}), MLP 784-256-256-10 on MNIST, batch {BATCH}; medians of {} rounds after a warm-up round",
+        names[0], names[1], args.rounds
+    );
+    println!("| workload | {backend} | {beside} | {backend} / {beside} |");
+    println!("|---|---|---|---|");
+    type Row = (&'static str, f64, fn(&TableRound) -> f64);
+    let rows: [Row; 6] = [
+        ("SGD epoch, 60k examples (s)", 1.0, |r| r.sgd_epoch),
+        ("SGLD step, noise and losses on the host (ms)", 1e3, |r| r.sgld_host),
+        ("SGLD step, noise and losses on the device (ms)", 1e3, |r| r.sgld_device),
+        ("λ̂, 4 chains × 200 draws (s)", 1.0, |r| r.llc),
+        ("HVP, 1,000 examples (ms)", 1e3, |r| r.hvp),
+        ("100-probe Hutchinson trace (s)", 1.0, |r| r.trace_100),
+    ];
+    for (label, scale, get) in rows {
+        let a = median(ours.iter().map(get).collect());
+        let b = median(theirs.iter().map(get).collect());
+        println!("| {label} | {:.3} | {:.3} | {:.2} |", scale * a, scale * b, a / b);
+    }
+    Ok(())
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let backend = crate::args::backend(args.backend)?;
+    if args.what == BenchWhat::Table {
+        return table(&args, backend);
+    }
     if args.compare {
         return slt_experiments::with_backend!(backend, |B, device| compare::<B>(&device, &args, backend));
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use slt_datasets::{resolve_data_dir, DatasetKind, RawSplits, SplitOptions};
-use slt_estimators::{InitLoss, SgldConfig, Temperature};
+use slt_estimators::{InitLoss, Residency, SgldConfig, Temperature};
 
 use crate::args::{non_negative_real, positive, positive_real, WeightsArgs};
 
@@ -41,9 +41,30 @@ pub struct LlcArgs {
     /// Skip the MALA acceptance diagnostic (faster).
     #[arg(long)]
     no_mala: bool,
-    /// Write the whole estimate (traces included) as JSON here.
+    /// Write the whole estimate as JSON here: per chain its draws and the observables recorded
+    /// at every draw (`running_llc`, `weight_norm`, `distance`, `grad_norm`, `noise_norm`,
+    /// `drift_norm`; they cost a few norms per draw).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Where the chains' per-step work lives: `auto` (on the device for GPU backends), `host`
+    /// (noise drawn on the host: the same chain on every backend) or `device[:BLOCK]` (noise
+    /// drawn on the device, losses read back once per BLOCK steps).
+    #[arg(long, default_value = "auto", value_parser = residency)]
+    residency: Residency,
+}
+
+fn residency(arg: &str) -> Result<Residency, String> {
+    match arg {
+        "auto" => Ok(Residency::Auto),
+        "host" => Ok(Residency::Host),
+        "device" => Ok(Residency::Device(32)),
+        other => other
+            .strip_prefix("device:")
+            .and_then(|b| b.parse::<usize>().ok())
+            .filter(|&b| b > 0)
+            .map(Residency::Device)
+            .ok_or_else(|| format!("expected auto, host, device or device:BLOCK with BLOCK ≥ 1, got {other:?}")),
+    }
 }
 
 fn temperature(arg: &str) -> Result<Temperature, String> {
@@ -80,6 +101,7 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
         seed: args.w.seed,
         init_loss: args.init_batches.map(InitLoss::FirstBatches).unwrap_or(InitLoss::FullDataset),
         mala: !args.no_mala,
+        residency: args.residency,
     };
     let splits = RawSplits::load(dataset, &resolve_data_dir(args.w.data_dir.as_deref()))
         .context("loading the data")?
@@ -96,8 +118,24 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
 
     let estimate = slt_experiments::with_backend!(backend, |B, device| {
         let model = slt_experiments::weights::load(spec.init::<B>(0, &device), &args.w.weights)?;
-        slt_experiments::measure::llc_of_classifier::<B>(&model, &splits.train, &config, &device, true)
-            .map_err(anyhow::Error::from)
+        use slt_estimators::observe::{DistanceFromStart, GradientNorm, NoiseNorm, Observers, RunningLlc, WeightNorm};
+        // The built-in observables go into the JSON; without --json nothing would read them.
+        let observables = Observers::new()
+            .with(RunningLlc)
+            .with(WeightNorm)
+            .with(DistanceFromStart)
+            .with(GradientNorm)
+            .with(NoiseNorm);
+        let observers = args.json.is_some().then_some(&observables as &dyn slt_estimators::ChainObserver<_>);
+        slt_experiments::measure::llc_of_classifier_observed::<B>(
+            &model,
+            &splits.train,
+            &config,
+            &device,
+            true,
+            observers,
+        )
+        .map_err(anyhow::Error::from)
     })?;
     match (estimate.llc_mean, estimate.llc_std) {
         (Some(m), Some(s)) => println!("λ̂ = {m:.4} ± {s:.4} (mean ± std over {} chains)", estimate.chains.len()),

@@ -156,6 +156,19 @@ fn llc_of_trained_weights_writes_json() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(v["llc_mean"].as_f64().unwrap().is_finite());
     assert_eq!(v["chains"].as_array().unwrap().len(), 2);
+    // Per chain, the built-in observables at each of the 20 draws; the running λ̂ ends at the
+    // chain's λ̂.
+    for (trace, chain) in v["traces"].as_array().unwrap().iter().zip(v["chains"].as_array().unwrap()) {
+        let observables = &trace["observables"];
+        for name in ["running_llc", "weight_norm", "distance", "grad_norm", "noise_norm", "drift_norm"] {
+            let series = observables[name].as_array().unwrap_or_else(|| panic!("no {name} in {observables}"));
+            assert_eq!(series.len(), 20, "{name}");
+            assert!(series.iter().all(|x| x.as_f64().unwrap().is_finite()), "{name}");
+        }
+        let last = observables["running_llc"].as_array().unwrap().last().unwrap().as_f64().unwrap();
+        let llc = chain["llc"].as_f64().unwrap();
+        assert!((last - llc).abs() <= 1e-9 * llc.abs().max(1.0), "running λ̂ {last} vs λ̂ {llc}");
+    }
     // The Hessian of the same weights: trace, top eigenvalues, density.
     let hjson = out.path().join("hessian.json");
     let (ok, text) = xtask(&[

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! What every numerical crate of the slt toolkit shares, and nothing else:
 //!
 //! * [`params`]: a flat parameter-vector view of **any** burn module — flatten every float

@@ -15,7 +15,12 @@ use burn::tensor::{Tensor, TensorData};
 pub enum ParamVectorError {
     /// The vector written back does not have one entry per parameter.
     #[error("parameter vector has {got} entries but the module has {expected} parameters")]
-    LengthMismatch { expected: usize, got: usize },
+    LengthMismatch {
+        /// Number of scalar parameters of the module (d).
+        expected: usize,
+        /// Length of the vector that was given.
+        got: usize,
+    },
 }
 
 /// One float parameter tensor of a module: where it sits in the flat vector.

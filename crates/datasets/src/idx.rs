@@ -16,9 +16,13 @@ pub const LABELS_MAGIC: u32 = 2049;
 /// Images as stored: `count` images of `rows × cols` bytes, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdxImages {
+    /// Number of images (the header's first dimension).
     pub count: usize,
+    /// Pixel rows per image (28 for the MNIST family).
     pub rows: usize,
+    /// Pixel columns per image (28 for the MNIST family).
     pub cols: usize,
+    /// Raw grey levels 0..=255, `count × rows × cols` bytes, image after image, row-major.
     pub pixels: Vec<u8>,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! MNIST-family data for the slt toolkit.
 //!
 //! * [`idx`]: IDX parsing (gzip or raw) with validation of magic numbers, dimensions, payload
@@ -30,7 +31,7 @@ pub mod idx;
 pub mod manifest;
 pub mod testing;
 
-pub use batch::{epoch_order, ClassificationBatch};
+pub use batch::{epoch_order, ClassificationBatch, DeviceDataset};
 pub use dataset::{resolve_data_dir, Dataset, DatasetKind, RawSplits, SplitOptions, Splits, IMAGE_SIDE, NUM_CLASSES};
 pub use download::{fetch_dataset, FileStatus, Source};
 pub use error::DataError;

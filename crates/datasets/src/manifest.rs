@@ -26,6 +26,7 @@ pub struct DatasetEntry {
 /// The parsed manifest.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
+    /// Entries by dataset name (`mnist`, `fashion-mnist`).
     pub datasets: BTreeMap<String, DatasetEntry>,
 }
 

@@ -157,8 +157,9 @@ impl<M> TwoLevelParams<M> {
 /// Hv = Σ_b ω_b ∇_w(g_b · v). Exact up to the rounding of the backend (relative error ≈ 1e-12
 /// in f64, ≈ 1e-6–1e-5 in f32 on the tests' models). Every op of the model and the loss must
 /// be differentiable twice in burn 0.21 (`matmul`, `conv2d`, `relu`, `tanh`, `log_softmax`,
-/// reshape + `max_dim` are; `nn::Linear`, `max_pool2d` are not: use
-/// [`FiniteDifferenceHvp`] for such models).
+/// reshape + `max_dim` are; `nn::Linear` and burn's pooling ops are not, see
+/// [`crate::auto`]: [`AutoHvp`](crate::AutoHvp) falls back to [`FiniteDifferenceHvp`] for such
+/// models by itself).
 ///
 /// Cost: one forward, one backward and one backward of the backward per batch; burn 0.21
 /// frees the graph at each backward, so nothing is reused between products (PyHessian keeps the

@@ -12,12 +12,17 @@ use crate::layers::{Conv, Dense};
 /// LeNet-5 for 1×28×28 inputs given flattened as `[m, 784]`.
 #[derive(Module, Debug)]
 pub struct LeNet5<B: Backend> {
+    /// First convolution, 1→6 channels, 5×5 kernel, no padding (28×28 → 24×24).
     pub conv1: Conv<B>,
     /// Extra 6→6 convolutions (k5, pad 2) after `conv1`, each followed by ReLU.
     pub extra: Vec<Conv<B>>,
+    /// Second convolution, 6→16 channels, 5×5 kernel, no padding (12×12 → 8×8).
     pub conv2: Conv<B>,
+    /// Fully connected 256→120 (16 channels × 4 × 4 after the second pool), ReLU after.
     pub fc1: Dense<B>,
+    /// Fully connected 120→84, ReLU after.
     pub fc2: Dense<B>,
+    /// Output layer 84→10, giving the logits.
     pub fc3: Dense<B>,
 }
 

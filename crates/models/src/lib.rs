@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The models of the slt toolkit, written so that burn can differentiate them twice (every op
 //! has a second derivative under nested autodiff): [`Mlp`] (784 → \[width\] × depth → 10, ReLU),
 //! [`LeNet5`] with optional extra convolutions, the building blocks in [`layers`], the categorical negative

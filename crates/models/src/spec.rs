@@ -23,9 +23,17 @@ pub struct UnknownModel(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelSpec {
     /// MLP with `depth` hidden layers of `width` units.
-    Mlp { depth: usize, width: usize },
+    Mlp {
+        /// Number of hidden layers (0: the linear model 784→10).
+        depth: usize,
+        /// Units per hidden layer (≥ 1; 1 when `depth` is 0).
+        width: usize,
+    },
     /// LeNet-5 with `extra_conv` extra convolutions.
-    LeNet5 { extra_conv: usize },
+    LeNet5 {
+        /// Number of extra 6→6 convolutions after the first (the `k` of `lenet5-e<k>`).
+        extra_conv: usize,
+    },
 }
 
 impl std::str::FromStr for ModelSpec {
@@ -117,7 +125,9 @@ impl ModelSpec {
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Classifier<B: Backend> {
+    /// A multilayer perceptron ([`ModelSpec::Mlp`]).
     Mlp(Mlp<B>),
+    /// A LeNet-5 ([`ModelSpec::LeNet5`]).
     LeNet5(LeNet5<B>),
 }
 

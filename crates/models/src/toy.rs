@@ -22,6 +22,7 @@ fn tensor<B: Backend, const D: usize>(values: Vec<f64>, shape: [usize; D], devic
 /// Linear regression y = x·w, w ∈ ℝ^{d×1}: regular, λ = d/2.
 #[derive(Module, Debug)]
 pub struct LinearRegression<B: Backend> {
+    /// The weights, a column `[d, 1]`.
     pub w: Param<Tensor<B, 2>>,
 }
 
@@ -45,6 +46,7 @@ impl<B: Backend> LinearRegression<B> {
 /// not enter f); at the true function 0, λ = r/4.
 #[derive(Module, Debug)]
 pub struct MinimallySingular<B: Backend> {
+    /// The d weights, `[d]`; only the first `r` enter f.
     pub w: Param<Tensor<B, 1>>,
     /// Number of weights that enter the model.
     pub r: usize,
@@ -71,7 +73,9 @@ impl<B: Backend> MinimallySingular<B> {
 /// Two-layer reduced-rank (linear) regression y = x·A·B, A ∈ ℝ^{M×H}, B ∈ ℝ^{H×N}.
 #[derive(Module, Debug)]
 pub struct ReducedRank<B: Backend> {
+    /// First factor A, `[M, H]`.
     pub a: Param<Tensor<B, 2>>,
+    /// Second factor B, `[H, N]`.
     pub b: Param<Tensor<B, 2>>,
 }
 

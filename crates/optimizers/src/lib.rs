@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Optimisers for any burn module, each reporting the norm of the update it applies.
 //!
 //! [`Sgd`] — momentum, Nesterov, weight decay, PyTorch's semantics — and the natural-gradient
@@ -78,5 +79,8 @@ pub enum OptimError {
     #[error(
         "non-finite gradient (‖g‖ = {grad_norm}); the step was not applied — lower the learning rate or check the loss"
     )]
-    NonFiniteGradient { grad_norm: f64 },
+    NonFiniteGradient {
+        /// The Euclidean norm of the gradient (NaN or ±∞).
+        grad_norm: f64,
+    },
 }

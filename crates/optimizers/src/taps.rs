@@ -106,10 +106,28 @@ impl<B: AutodiffBackend> LayerOps<B> for Recorder<B> {
 /// A layer's per-example quantities after the backward pass (inner backend, no graph).
 pub enum LayerGrads<B: AutodiffBackend> {
     /// Affine layer: inputs a `[m, in]` and output gradients δ `[m, out]` (rows per example).
-    Affine { weight: ParamId, bias: Option<ParamId>, input: Tensor<Inner<B>, 2>, delta: Tensor<Inner<B>, 2> },
+    Affine {
+        /// Id of the weight W `[in, out]`.
+        weight: ParamId,
+        /// Id of the bias b `[out]`, if the layer has one.
+        bias: Option<ParamId>,
+        /// The layer's inputs aᵢ, one row per example, `[m, in]`.
+        input: Tensor<Inner<B>, 2>,
+        /// The output gradients δᵢ = ∂ℓᵢ/∂yᵢ, one row per example, `[m, out]`.
+        delta: Tensor<Inner<B>, 2>,
+    },
     /// Any other layer: per-example gradients `[m, p]` of the weight (flattened row-major)
     /// followed, if there is a bias, by the bias.
-    PerExample { weight: ParamId, weight_len: usize, bias: Option<ParamId>, grads: Tensor<Inner<B>, 2> },
+    PerExample {
+        /// Id of the weight (for a convolution, the kernel `[c_out, c_in, k_h, k_w]`).
+        weight: ParamId,
+        /// Number of weight entries: the first `weight_len` columns of `grads`.
+        weight_len: usize,
+        /// Id of the bias, if the layer has one (its gradients are the remaining columns).
+        bias: Option<ParamId>,
+        /// Per-example gradients ∇ℓᵢ, `[m, p]`: weight (row-major) then bias.
+        grads: Tensor<Inner<B>, 2>,
+    },
 }
 
 impl<B: AutodiffBackend> LayerGrads<B> {

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The verdicts and `report.md` of the reproduction, from run records only:
 //!
 //! * [`verdict`]: the verdict engine, a pure function of the records and the profile's

@@ -107,8 +107,11 @@ fn protocols(options: &ReportContext) -> Vec<(&'static str, Protocol)> {
 /// the results folder (the report and `figures/` go there) and the backend's name.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportContext<'a> {
+    /// The profile the runs were planned by (suites, arms, the analysis plan).
     pub profile: &'a Profile,
+    /// The results folder: `report.md` and `figures/` are written there.
     pub results_dir: &'a Path,
+    /// Name of the backend the runs used, printed in the report.
     pub backend: &'a str,
 }
 

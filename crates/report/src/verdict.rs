@@ -145,9 +145,13 @@ fn confound_blocker(samples: &mut Samples, groups: &[(String, Vec<&RunRecord>)],
 /// One test of an analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestLine {
+    /// What is tested, for the report's tables (contrast, quantity, basis).
     pub name: String,
+    /// The claimed direction, or the non-superiority margin.
     pub hypothesis: Hypothesis,
+    /// The independent samples (one per seed or per cell and seed) with blockers and notes.
     pub samples: Samples,
+    /// The one-sample t-test's numbers, if it could be computed.
     pub evidence: Option<Evidence>,
     /// Why no test could be computed.
     pub error: Option<String>,
@@ -172,15 +176,20 @@ pub struct Primary {
     pub part: String,
     /// The declared test, in words.
     pub declared: String,
+    /// The test and its samples.
     pub test: TestLine,
+    /// Holds, contradicted or inconclusive, with the reason.
     pub verdict: Verdict,
 }
 
 /// Everything a claim's section shows under one protocol.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimAnalysis {
+    /// The pre-registered tests that decide the claim (one per part of the claim).
     pub primaries: Vec<Primary>,
+    /// Other quantities, arms, bases and cells, with Holm-adjusted p; they never decide.
     pub secondaries: Vec<TestLine>,
+    /// Facts the claim's section states besides the tests.
     pub notes: Vec<String>,
 }
 
@@ -385,6 +394,7 @@ pub fn claim1(runs: &[&RunRecord], profile: &Profile, plan: &AnalysisPlan, proto
     ClaimAnalysis::finish(primaries, secondaries, Vec::new())
 }
 
+/// How the report names a basis (`final-epoch`, `matched-convergence`).
 pub fn basis_name(b: Basis) -> &'static str {
     match b {
         Basis::Final => "final-epoch",

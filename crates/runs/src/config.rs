@@ -74,10 +74,15 @@ impl OptimizerConfig {
 /// A training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// The dataset trained on.
     pub dataset: DatasetKind,
+    /// The model trained (architecture; weights come from `seed` or `start_from`).
     pub model: ModelSpec,
+    /// The optimiser and its hyperparameters.
     pub optimizer: OptimizerConfig,
+    /// Number of passes over the training set (≥ 1).
     pub epochs: usize,
+    /// Examples per minibatch (≥ 1).
     pub batch_size: usize,
     /// Master seed: initialisation, shuffling and subsets derive from it.
     pub seed: u64,

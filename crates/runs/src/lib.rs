@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! What a run of the reproduction is and what it leaves behind, shared by the code that runs
 //! experiments (`slt-experiments`) and the code that judges them (`slt-report`):
 //!

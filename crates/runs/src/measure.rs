@@ -17,6 +17,7 @@ pub struct MeasureConfig {
     /// The Hessian is that of the mean loss over this many batches of `hessian_batch_size`
     /// training examples (the paper: 10 × 128).
     pub hessian_batches: usize,
+    /// Training examples per Hessian batch.
     pub hessian_batch_size: usize,
     /// Measure after every `every`-th epoch and always after the last (0: the last only).
     pub every: usize,
@@ -33,12 +34,16 @@ pub struct MeasureConfig {
 /// enough burn-in and draws that λ̂ has flattened, several chains (R-hat), and ε, γ such that
 /// the chains do not sit at the localisation scale √(d/γ). With `calibration`, ε and γ are
 /// chosen per run by [`slt_estimators::calibrate()`] at its first measured epoch (short chains
-/// over the grid; the largest accepted ε, see [`choose_validated`]) and kept for its later
-/// epochs; otherwise `sgld`'s own ε and γ are used.
+/// over the grid; the largest accepted ε, see `slt_experiments::measure::choose_validated`)
+/// and kept for its later epochs; otherwise `sgld`'s own ε and γ are used.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidatedProtocol {
+    /// SGLD settings of the validated estimate (ε and γ unless calibrated; `seed` is replaced
+    /// per measurement).
     pub sgld: SgldConfig,
+    /// The grid ε and γ are calibrated over at the run's first measured epoch (none: use
+    /// `sgld`'s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<CalibrationGrid>,
     /// Measure at every measured epoch; otherwise only at the last epoch and at the first epoch
@@ -64,7 +69,9 @@ impl ValidatedProtocol {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalibrationGrid {
+    /// Candidate SGLD step sizes ε.
     pub step_sizes: Vec<f64>,
+    /// Candidate localisation strengths γ.
     pub localizations: Vec<f64>,
     /// Draws (after `sgld.num_burnin`) of the short calibration chains.
     pub draws: usize,
@@ -103,15 +110,23 @@ impl MeasureConfig {
 /// λ̂ at one SGLD step size, with what a reader needs to judge it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LlcPoint {
+    /// The SGLD step size ε of the chains.
     pub sgld_step: f64,
+    /// Mean of λ̂ over the chains that did not diverge (`None` if all diverged).
     pub llc_mean: Option<f64>,
+    /// Standard deviation of λ̂ over those chains (`None` with fewer than two).
     pub llc_std: Option<f64>,
     /// n·E_β\[L\]: the WBIC when `is_wbic`.
     pub n_expected_loss: Option<f64>,
+    /// Whether the inverse temperature was the WBIC's, nβ = n/ln n.
     pub is_wbic: bool,
+    /// nβ, the number of examples times the inverse temperature.
     pub n_beta: f64,
+    /// Split R-hat of the draws across the finite chains.
     pub r_hat: Option<f64>,
+    /// Mean over finite chains of ‖w − w*‖ at the last draw.
     pub mean_final_distance: Option<f64>,
+    /// √(d/γ): the distance the localisation Gaussian alone would put the chains at.
     pub localization_scale: Option<f64>,
     /// nβ·Tr(H)/(2γ).
     pub quadratic_prediction: Option<f64>,
@@ -155,11 +170,13 @@ pub struct Measurement {
     /// λ̂ under the validated protocol (if configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validated: Option<LlcPoint>,
-    /// Hutchinson estimate of Tr(H) and its standard error.
+    /// Hutchinson estimate of Tr(H) of the mean loss over the Hessian's evaluation examples.
     pub trace_h: f64,
+    /// Standard error of `trace_h` over the Rademacher probes.
     pub trace_h_se: f64,
-    /// Mean loss and ‖∇L‖ over the Hessian's evaluation examples (convergence at the point).
+    /// Mean loss over the Hessian's evaluation examples.
     pub eval_loss: f64,
+    /// ‖∇L‖ of that mean loss (how close the point is to a critical point).
     pub grad_norm: f64,
     /// Wall-clock seconds of the measurement.
     pub seconds: f64,
@@ -168,8 +185,11 @@ pub struct Measurement {
 /// The Hessian spectrum of a model for figures: SLQ density and the top eigenvalues (Lanczos).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Spectrum {
+    /// Eigenvalues λ at which the density is evaluated, ascending.
     pub grid: Vec<f64>,
+    /// SLQ estimate of the spectral density φ(λ) on `grid` (integrates to 1).
     pub density: Vec<f64>,
+    /// The largest eigenvalues by Lanczos, descending.
     pub top_eigenvalues: Vec<f64>,
 }
 

@@ -33,12 +33,17 @@ pub const SUITES: [(&str, &str); 4] = [
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S1 {
+    /// Datasets of the grid.
     pub datasets: Vec<DatasetKind>,
+    /// Models of the grid, smallest first (the last gets the spectrum runs).
     pub models: Vec<ModelSpec>,
+    /// Seeds of every cell and arm (distinct).
     pub seeds: Vec<u64>,
+    /// Training epochs of every run.
     pub epochs: usize,
     /// Names of entries of [`Profile::arms`]; the first is the SGD reference.
     pub arms: Vec<String>,
+    /// Keep only this many training examples (chosen by seed; all if absent).
     #[serde(default)]
     pub train_subset: Option<usize>,
     /// The models that get the validated λ̂ protocol (all if absent): it costs ~10× the paper's.
@@ -54,7 +59,9 @@ pub struct S1 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrecisionSide {
+    /// Dataset of the side arm's cell (one of `s1.datasets`).
     pub dataset: DatasetKind,
+    /// Model of the side arm's cell (one of `s1.models`).
     pub model: ModelSpec,
     /// The online-NGD arm of `s1.arms` (f64) the variants are compared with.
     pub reference: String,
@@ -66,18 +73,24 @@ pub struct PrecisionSide {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S2 {
+    /// Dataset of every run of the suite.
     pub dataset: DatasetKind,
+    /// Model of every run of the suite.
     pub model: ModelSpec,
+    /// Seeds of every sweep value (distinct).
     pub seeds: Vec<u64>,
+    /// Training epochs of every run.
     pub epochs: usize,
     /// The natural-gradient arms (exact NGD, online NGD or K-FAC) whose α and ε are varied.
     pub arms: Vec<String>,
+    /// Smoothing exponents α, swept at each arm's ε.
     pub alphas: Vec<f64>,
     /// ε values (the floor of the smoothing), swept at each arm's α.
     pub fisher_epsilons: Vec<f64>,
     /// Measure every this many epochs (and after the last) instead of `measure.every`.
     #[serde(default)]
     pub measure_every: Option<usize>,
+    /// Keep only this many training examples (chosen by seed; all if absent).
     #[serde(default)]
     pub train_subset: Option<usize>,
 }
@@ -86,10 +99,15 @@ pub struct S2 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3 {
+    /// Dataset of every run of the suite.
     pub dataset: DatasetKind,
+    /// Model of every run of the suite.
     pub model: ModelSpec,
+    /// Seeds: one pre-split run and its branches per seed (distinct).
     pub seeds: Vec<u64>,
+    /// SGD epochs before the split (the parent run).
     pub pre_epochs: usize,
+    /// Epochs of each branch after the split.
     pub post_epochs: usize,
     /// The SGD arm (before and after the split).
     pub sgd_arm: String,
@@ -97,7 +115,9 @@ pub struct S3 {
     pub sgd_lr_control: f64,
     /// The NGD arm continued after the split, at each lr of `ngd_lrs`.
     pub ngd_arm: String,
+    /// Learning rates of the NGD branches (claim 3's lr effect is the slope over them).
     pub ngd_lrs: Vec<f64>,
+    /// Keep only this many training examples (chosen by seed; all if absent).
     #[serde(default)]
     pub train_subset: Option<usize>,
 }
@@ -106,12 +126,19 @@ pub struct S3 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AOverfit {
+    /// Dataset of every run.
     pub dataset: DatasetKind,
+    /// Model of every run.
     pub model: ModelSpec,
+    /// Seeds, one run each (distinct).
     pub seeds: Vec<u64>,
+    /// Training epochs (many, so that the model overfits).
     pub epochs: usize,
+    /// The arm (a name in [`Profile::arms`]) that trains.
     pub arm: String,
+    /// Training examples kept (small, so that the model overfits).
     pub train_subset: usize,
+    /// Validation examples kept (all of the validation set if absent).
     #[serde(default)]
     pub val_subset: Option<usize>,
     /// Measure every this many epochs.
@@ -122,10 +149,13 @@ pub struct AOverfit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The profile's name (`smoke`, `quick`, `paper`, …).
     pub name: String,
+    /// One line on what the profile is for (printed in the report).
     pub description: String,
     /// How each arm's learning rate was chosen (printed in the report).
     pub lr_rule: String,
+    /// Examples per minibatch of every run.
     pub batch_size: usize,
     /// What is measured (λ̂ at each SGLD step, Tr(H)); `every` applies to S1, S2 and S3.
     pub measure: MeasureConfig,
@@ -136,9 +166,13 @@ pub struct Profile {
     /// across model sizes.
     #[serde(default)]
     pub ngd_lr_reference_d: Option<usize>,
+    /// Suite 1, SGD vs NGD across model sizes.
     pub s1: S1,
+    /// Suite 2, the Fisher-smoothing sweeps.
     pub s2: S2,
+    /// Suite 3, the split runs.
     pub s3: S3,
+    /// The appendix, overfitting.
     pub a_overfit: AOverfit,
     /// The statistical design: primary tests, levels, margins (declared before the runs).
     pub analysis: AnalysisPlan,
@@ -166,9 +200,11 @@ pub fn default_results_dir() -> PathBuf {
 /// One run of a suite, with what the report needs to place it.
 #[derive(Debug, Clone)]
 pub struct PlannedRun {
+    /// The suite's name, one of [`SUITES`].
     pub suite: &'static str,
     /// Arm or branch name (`sgd`, `ngd`, `ngd-online`, `sgd-same-lr`, `sgd-high-lr`, `ngd`).
     pub label: String,
+    /// The full configuration of the run (its id and folder follow from it).
     pub config: TrainConfig,
 }
 
@@ -492,7 +528,9 @@ pub enum Protocol {
 /// A quantity under a protocol.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quantity {
+    /// What is read (λ̂, Tr(H) or n·E_β\[L\]).
     pub kind: QuantityKind,
+    /// Under which λ̂ protocol (irrelevant for Tr(H)).
     pub protocol: Protocol,
 }
 
@@ -538,11 +576,14 @@ pub enum Basis {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sweep {
+    /// The smoothing exponent α, at fixed ε.
     Alpha,
+    /// The smoothing floor ε, at fixed α.
     Epsilon,
 }
 
 impl Sweep {
+    /// The short name used in run labels and tables (`alpha`, `eps`).
     pub fn name(&self) -> &'static str {
         match self {
             Sweep::Alpha => "alpha",
@@ -555,8 +596,11 @@ impl Sweep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim1Plan {
+    /// The arm compared with the reference (one of `s1.arms` after the first).
     pub arm: String,
+    /// The quantity compared (the claim: the arm's is higher).
     pub quantity: QuantityKind,
+    /// Where in each run it is read.
     pub basis: Basis,
 }
 
@@ -564,9 +608,13 @@ pub struct Claim1Plan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim2Plan {
+    /// The swept arm (one of `s2.arms`).
     pub arm: String,
+    /// Which sweep the primary test reads.
     pub sweep: Sweep,
+    /// The quantity regressed (the claim: it falls as smoothing grows).
     pub quantity: QuantityKind,
+    /// Where in each run it is read.
     pub basis: Basis,
 }
 
@@ -574,8 +622,11 @@ pub struct Claim2Plan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim3Plan {
+    /// The NGD branch's lr whose rise is the primary test (one of `s3.ngd_lrs`).
     pub ngd_lr: f64,
+    /// The quantity whose relative change from the split is compared.
     pub quantity: QuantityKind,
+    /// Where in each branch it is read.
     pub basis: Basis,
     /// Non-superiority margin of the control, as a relative change of the quantity.
     pub control_margin: f64,
@@ -585,6 +636,7 @@ pub struct Claim3Plan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim4Plan {
+    /// The quantity correlated with the validation loss (the claim: ρ > 0).
     pub quantity: QuantityKind,
 }
 
@@ -592,7 +644,9 @@ pub struct Claim4Plan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisPlan {
+    /// Significance level α of every one-sided test, in (0, 0.5).
     pub alpha: f64,
+    /// Power at which detectable effects are stated, in (0.5, 1).
     pub power: f64,
     /// The relative effect the design must be able to detect (stated next to each test's
     /// detectable effect).
@@ -604,13 +658,19 @@ pub struct AnalysisPlan {
     pub max_missing_share: f64,
     /// Training-loss target of matched-convergence comparisons, per dataset name.
     pub matched_train_loss: BTreeMap<String, f64>,
+    /// Claim 1: the arm's quantity exceeds the SGD reference's (suite 1).
     pub claim1: Claim1Plan,
+    /// Claim 2: the quantity falls as the Fisher smoothing grows (suite 2).
     pub claim2: Claim2Plan,
+    /// Claim 3: switching from SGD to NGD raises the quantity, more at a larger lr, while a
+    /// raised SGD lr does not (suite 3).
     pub claim3: Claim3Plan,
+    /// Claim 4: the quantity rises with the validation loss while a model overfits (appendix).
     pub claim4: Claim4Plan,
 }
 
 impl AnalysisPlan {
+    /// The design's levels: `alpha`, `power`, and at least three samples per primary test.
     pub fn levels(&self) -> Levels {
         Levels { alpha: self.alpha, power: self.power, min_samples: 3 }
     }
@@ -626,6 +686,7 @@ impl AnalysisPlan {
         Ok(())
     }
 
+    /// The matched-convergence training-loss target of dataset `dataset` (by name), if set.
     pub fn target(&self, dataset: &str) -> Option<f64> {
         self.matched_train_loss.get(dataset).copied()
     }

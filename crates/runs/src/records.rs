@@ -18,10 +18,15 @@ use crate::measure::{Measurement, Spectrum};
 use crate::profile::PlannedRun;
 use crate::store;
 
+/// The run's [`TrainConfig`], as JSON.
 pub const CONFIG_FILE: &str = "config.json";
+/// One [`EpochMetrics`] row per finished epoch, JSON lines.
 pub const METRICS_FILE: &str = "metrics.jsonl";
+/// The final weights, safetensors.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The final weights' Hessian [`Spectrum`], when the run computes one.
 pub const SPECTRUM_FILE: &str = "spectrum.json";
+/// The [`RunSummary`] with the seal, written last by a finished run.
 pub const SUMMARY_FILE: &str = "summary.json";
 /// The marker a diverged run leaves in its folder.
 pub const DIVERGED_FILE: &str = "diverged.json";
@@ -63,8 +68,11 @@ pub struct EpochMetrics {
 /// What a finished run leaves in `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
+    /// The run's id, [`TrainConfig::run_id`] (also its folder's name).
     pub run_id: String,
+    /// The backend it trained on (`flex`, `ndarray` or `wgpu`).
     pub backend: String,
+    /// The metrics row of the last epoch.
     pub final_metrics: EpochMetrics,
     /// Training seconds summed over epochs.
     pub train_seconds: f64,
@@ -79,11 +87,14 @@ pub struct RunSummary {
 /// file the run wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digests {
+    /// Number of rows of `metrics.jsonl` the seal covers.
     pub epochs: usize,
+    /// SHA-256 of `metrics.jsonl`.
     pub metrics_sha256: String,
     /// Absent for a diverged run (it leaves no weights).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_sha256: Option<String>,
+    /// SHA-256 of `spectrum.json`, if the run wrote one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spectrum_sha256: Option<String>,
 }
@@ -91,7 +102,9 @@ pub struct Digests {
 /// What `diverged.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DivergedNote {
+    /// What diverged and where (the training error's message).
     pub message: String,
+    /// The seal of the metrics written before the run stopped (none if it wrote none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digests: Option<Digests>,
 }
@@ -99,11 +112,13 @@ pub struct DivergedNote {
 /// A finished (or reused) run.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
+    /// The run as the profile planned it (suite, label, configuration).
     pub planned: PlannedRun,
     /// `None` when the run diverged.
     pub summary: Option<RunSummary>,
     /// The epochs it finished (all of them unless it diverged).
     pub metrics: Vec<EpochMetrics>,
+    /// Whether the record was read back from an earlier invocation's folder rather than run now.
     pub reused: bool,
     /// Why the run stopped early: training diverged (a result of the sweep, kept in
     /// `diverged.json`, never retried).
@@ -122,7 +137,12 @@ pub enum Stored {
     /// A finished or diverged run whose files match its seal.
     Finished(RunRecord),
     /// A run marked finished whose files do not match its seal (or that has none).
-    Damaged { dir: PathBuf, reason: String },
+    Damaged {
+        /// The run folder.
+        dir: PathBuf,
+        /// Which file does not match, or why the seal could not be checked.
+        reason: String,
+    },
 }
 
 /// The SHA-256 of a file, hex.

@@ -26,7 +26,9 @@ use crate::format_p as fmt_p;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
+    /// The effect is positive (μ > 0).
     Greater,
+    /// The effect is negative (μ < 0).
     Less,
 }
 
@@ -36,13 +38,18 @@ pub enum Hypothesis {
     /// μ has the given sign.
     Directional(Direction),
     /// μ < margin (non-superiority: "does not rise by more than the margin").
-    NotAbove { margin: f64 },
+    NotAbove {
+        /// The largest rise still counted as "no rise", in the samples' units.
+        margin: f64,
+    },
 }
 
 /// Levels of the design.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Levels {
+    /// Significance level α of each one-sided test (default 0.05).
     pub alpha: f64,
+    /// Power (1 − β) at which [`Evidence::detectable`] is stated (default 0.8).
     pub power: f64,
     /// Fewest independent samples a primary test accepts.
     pub min_samples: usize,
@@ -57,10 +64,13 @@ impl Default for Levels {
 /// A one-sample t-test's numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evidence {
+    /// Number of samples.
     pub n: usize,
     /// Mean of the samples.
     pub effect: f64,
+    /// Standard error of the mean, s/√n.
     pub std_error: f64,
+    /// Degrees of freedom, n − 1.
     pub df: f64,
     /// Two-sided (1 − 2α) confidence interval of the mean.
     pub ci: (f64, f64),
@@ -133,8 +143,11 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
 /// The three outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The one-sided test in the claimed direction is significant at α.
     Holds,
+    /// The one-sided test in the opposite direction is significant at α.
     Contradicted,
+    /// Neither is, or the samples cannot be tested (see [`Verdict::reason`]).
     Inconclusive,
 }
 
@@ -151,14 +164,18 @@ impl std::fmt::Display for Outcome {
 /// A verdict with its reason and the evidence behind it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
+    /// Holds, contradicted or inconclusive.
     pub outcome: Outcome,
+    /// Why, in one sentence for the report (p-values, blockers, detectable effect).
     pub reason: String,
+    /// The test's numbers, when the test could be computed (even if blocked).
     pub evidence: Option<Evidence>,
 }
 
 /// Samples for one test, with what stands in the way of trusting them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Samples {
+    /// One value per independent unit (e.g. per seed pair), in the effect's units.
     pub values: Vec<f64>,
     /// Reasons the test cannot decide (diverged runs, confounding, missing samples).
     pub blockers: Vec<String>,

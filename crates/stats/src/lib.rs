@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Small-sample statistics for comparing optimisers across seeds: Welch's unequal-variance t-test, the paired
 //! t-test, Pearson's and Spearman's correlation with their p-values, and mean / sample standard
 //! deviation helpers.
@@ -23,18 +24,45 @@ pub mod decision;
 pub enum StatsError {
     /// Fewer samples than the statistic needs.
     #[error("{what} needs at least {need} samples, got {got}")]
-    TooFewSamples { what: &'static str, need: usize, got: usize },
+    TooFewSamples {
+        /// The statistic being computed (e.g. "Welch's t-test").
+        what: &'static str,
+        /// Samples it needs at least.
+        need: usize,
+        /// Samples it was given.
+        got: usize,
+    },
     /// A sample is NaN or infinite (at this index of this input).
     #[error("{what}: sample {index} is not finite ({value})")]
-    NonFinite { what: &'static str, index: usize, value: f64 },
+    NonFinite {
+        /// The statistic and input concerned.
+        what: &'static str,
+        /// Index (0-based) of the offending sample.
+        index: usize,
+        /// The sample: NaN, +∞ or −∞.
+        value: f64,
+    },
     /// The two inputs of a paired test or a correlation differ in length.
     #[error("{what}: inputs differ in length ({left} vs {right})")]
-    LengthMismatch { what: &'static str, left: usize, right: usize },
+    LengthMismatch {
+        /// The statistic being computed.
+        what: &'static str,
+        /// Length of the first input.
+        left: usize,
+        /// Length of the second input.
+        right: usize,
+    },
     /// The statistic divides by a variance that is zero: for t-tests, both groups (or all
     /// paired differences) are constant, and `mean_diff` says whether they differ at all;
     /// for correlations, one variable is constant.
     #[error("{what}: zero variance (mean difference {mean_diff})")]
-    ZeroVariance { what: &'static str, mean_diff: f64 },
+    ZeroVariance {
+        /// The statistic being computed.
+        what: &'static str,
+        /// Difference of the means (t-tests; the mean itself for a one-sample test); 0 for
+        /// correlations.
+        mean_diff: f64,
+    },
 }
 
 /// The result of a two-sample or paired t-test (two-sided).
@@ -70,7 +98,9 @@ pub struct Correlation {
 /// Mean, sample standard deviation and standard error of one sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
+    /// Number of samples (≥ 1).
     pub n: usize,
+    /// Arithmetic mean.
     pub mean: f64,
     /// Sample standard deviation (divisor n − 1); 0 when n = 1.
     pub std: f64,

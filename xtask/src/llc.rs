@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use slt_datasets::{resolve_data_dir, DatasetKind, RawSplits, SplitOptions};
-use slt_estimators::{InitLoss, Residency, SgldConfig, Temperature};
+use slt_estimators::{InitLoss, Preconditioner, Residency, SgldConfig, Temperature};
 
 use crate::args::{non_negative_real, positive, positive_real, WeightsArgs};
 
@@ -51,6 +51,10 @@ pub struct LlcArgs {
     /// drawn on the device, losses read back once per BLOCK steps).
     #[arg(long, default_value = "auto", value_parser = residency)]
     residency: Residency,
+    /// RMSprop-preconditioned SGLD (α 0.99, δ 0.1, devinterp's defaults) instead of plain SGLD;
+    /// turns the MALA diagnostic off (it assumes plain proposals).
+    #[arg(long)]
+    rmsprop: bool,
 }
 
 fn residency(arg: &str) -> Result<Residency, String> {
@@ -100,8 +104,9 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         seed: args.w.seed,
         init_loss: args.init_batches.map(InitLoss::FirstBatches).unwrap_or(InitLoss::FullDataset),
-        mala: !args.no_mala,
+        mala: !args.no_mala && !args.rmsprop,
         residency: args.residency,
+        preconditioner: if args.rmsprop { Preconditioner::rmsprop() } else { Preconditioner::None },
     };
     let splits = RawSplits::load(dataset, &resolve_data_dir(args.w.data_dir.as_deref()))
         .context("loading the data")?

@@ -108,6 +108,82 @@ pub fn reduced_rank_learning_coefficient(m: usize, h: usize, n: usize, r: usize)
     twice as f64 / 2.0
 }
 
+/// Deep linear network y = x·W₁·W₂ ··· W_N (no biases), layer widths H₀ (input), H₁, …, H_N
+/// (output); W_i is `[H_{i−1}, H_i]`. d = Σ H_{i−1}·H_i.
+#[derive(Module, Debug)]
+pub struct DeepLinear<B: Backend> {
+    /// W₁, …, W_N.
+    pub layers: Vec<Param<Tensor<B, 2>>>,
+}
+
+impl<B: Backend> DeepLinear<B> {
+    /// The network with `widths` = [H₀, …, H_N] (N ≥ 1) at the row-major matrices `weights`
+    /// (one per layer, `[H_{i−1}, H_i]`). Panics if a matrix has the wrong length.
+    pub fn new(widths: &[usize], weights: Vec<Vec<f64>>, device: &B::Device) -> Self {
+        assert!(widths.len() >= 2 && weights.len() == widths.len() - 1, "one matrix per layer");
+        let layers = weights
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| Param::from_tensor(tensor(w, [widths[i], widths[i + 1]], device)))
+            .collect();
+        Self { layers }
+    }
+
+    /// ŷ = x·W₁ ··· W_N for x `[m, H₀]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.layers.iter().fold(x, |h, w| h.matmul(w.val()))
+    }
+}
+
+/// λ of a deep linear network with widths [H₀, …, H_N] whose true map W₁···W_N has rank r
+/// (Aoyagi 2024, "Consideration on the learning efficiency of multiple-layered neural networks
+/// with linear units", Neural Networks; the form used by Lau et al. 2023 to validate the LLC,
+/// as computed by `true_dln_learning_coefficient` in edmundlth/validating_lambdahat):
+///
+/// with M_i = H_i − r, let Σ be the set of the ℓ+1 smallest M_i (a prefix of the sorted M_i)
+/// such that max_Σ M < min_{∉Σ} M, Σ_Σ M ≥ ℓ·max_Σ M and Σ_Σ M < ℓ·min_{∉Σ} M (the last
+/// conditions void when Σ is everything); with S = Σ_Σ M, M̄ = ⌈S/ℓ⌉ and a = S − (M̄ − 1)ℓ,
+///
+/// λ = (−r² + r(H₀ + H_N))/2 + a(ℓ − a)/(4ℓ) − ℓ(ℓ − 1)/4·(S/ℓ)² + ½·Σ_{i<j∈Σ} M_i M_j.
+///
+/// This is the *global* coefficient of the true map; the local one at a particular true
+/// parameter can be larger (e.g. [2, 2, 2], r = 0: λ = 3/2 at the origin, 2 where W₁ is
+/// invertible and W₂ = 0). N = 1 gives the regular d/2; N = 2 agrees with
+/// [`reduced_rank_learning_coefficient`]. `None` if fewer than two widths or r > min Hᵢ.
+pub fn deep_linear_learning_coefficient(widths: &[usize], r: usize) -> Option<f64> {
+    if widths.len() < 2 || widths.iter().any(|&h| h < r) {
+        return None;
+    }
+    let m: Vec<i64> = widths.iter().map(|&h| (h - r) as i64).collect();
+    let mut order: Vec<usize> = (0..m.len()).collect();
+    order.sort_by_key(|&i| m[i]);
+    let subset = (1..=m.len()).map(|k| &order[..k]).find(|subset| {
+        let ell = subset.len() as i64 - 1;
+        let sum: i64 = subset.iter().map(|&i| m[i]).sum();
+        let max = subset.iter().map(|&i| m[i]).max().unwrap_or(0);
+        let complement_min = order[subset.len()..].iter().map(|&i| m[i]).min();
+        let below = complement_min.is_none_or(|c| max < c && sum < ell * c);
+        below && sum >= ell * max
+    })?;
+    let ell = subset.len() as i64 - 1;
+    let sum: i64 = subset.iter().map(|&i| m[i]).sum();
+    let m_bar = (sum + ell - 1).div_euclid(ell); // ⌈S/ℓ⌉ (S ≥ 0, ℓ ≥ 1)
+    let a = sum - (m_bar - 1) * ell;
+    let (r, input, output) = (r as f64, widths[0] as f64, widths[widths.len() - 1] as f64);
+    let (ell_f, sum_f, a_f) = (ell as f64, sum as f64, a as f64);
+    let mut pairs = 0.0;
+    for (x, &i) in subset.iter().enumerate() {
+        for &j in &subset[x + 1..] {
+            pairs += (m[i] * m[j]) as f64;
+        }
+    }
+    Some(
+        (-r * r + r * (input + output)) / 2.0 + a_f * (ell_f - a_f) / (4.0 * ell_f)
+            - ell_f * (ell_f - 1.0) / 4.0 * (sum_f / ell_f).powi(2)
+            + pairs / 2.0,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +197,59 @@ mod tests {
         assert_eq!(reduced_rank_learning_coefficient(4, 3, 8, 1), 8.5);
         // Full rank H = r is regular: λ = (HM + HN − H²)/2 = dim of rank-H matrices / 2.
         assert_eq!(reduced_rank_learning_coefficient(3, 2, 3, 2), (6.0 + 6.0 - 4.0) / 2.0);
+    }
+
+    /// The values of the reference implementation (edmundlth/validating_lambdahat, dln.py),
+    /// computed there and checked in exact rational arithmetic.
+    #[test]
+    fn deep_linear_matches_the_reference_implementation() {
+        let cases: [(&[usize], usize, f64); 17] = [
+            (&[2, 2, 2], 0, 1.5),
+            (&[2, 2, 2], 1, 2.0),
+            (&[2, 2, 2], 2, 2.0),
+            (&[3, 3, 3, 3], 0, 3.0),
+            (&[3, 3, 3, 3], 1, 4.0),
+            (&[3, 3, 3, 3], 2, 4.5),
+            (&[3, 3, 3, 3], 3, 4.5),
+            (&[4, 2, 4], 0, 3.5),
+            (&[4, 2, 4], 1, 5.0),
+            (&[4, 2, 4], 2, 6.0),
+            (&[5, 4, 3, 2], 0, 3.0),
+            (&[5, 4, 3, 2], 1, 4.0),
+            (&[5, 4, 3, 2], 2, 5.0),
+            (&[2, 3, 4, 5], 1, 4.0),
+            (&[3, 6, 6, 3], 1, 4.5),
+            (&[3, 6, 6, 3], 2, 4.5),
+            (&[4, 4, 4, 4, 4], 2, 7.5),
+        ];
+        for (widths, r, want) in cases {
+            let got = deep_linear_learning_coefficient(widths, r).unwrap();
+            assert!((got - want).abs() < 1e-12, "{widths:?} r = {r}: {got} vs {want}");
+        }
+        assert_eq!(deep_linear_learning_coefficient(&[2, 1, 2], 2), None);
+        assert_eq!(deep_linear_learning_coefficient(&[3], 0), None);
+    }
+
+    /// One layer is regular (d/2 at every rank); two layers are reduced-rank regression.
+    #[test]
+    fn deep_linear_reduces_to_the_known_cases() {
+        for h0 in 1..=6 {
+            for h1 in 1..=6 {
+                for r in 0..=h0.min(h1) {
+                    assert_eq!(deep_linear_learning_coefficient(&[h0, h1], r), Some((h0 * h1) as f64 / 2.0));
+                }
+            }
+        }
+        for m in 1..=7 {
+            for h in 1..=7 {
+                for n in 1..=7 {
+                    for r in 0..=m.min(h).min(n) {
+                        let dln = deep_linear_learning_coefficient(&[m, h, n], r).unwrap();
+                        let rrr = reduced_rank_learning_coefficient(m, h, n, r);
+                        assert!((dln - rrr).abs() < 1e-12, "[{m}, {h}, {n}] r = {r}: {dln} vs {rrr}");
+                    }
+                }
+            }
+        }
     }
 }

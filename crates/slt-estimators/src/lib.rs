@@ -51,7 +51,7 @@ pub mod sampler;
 pub mod source;
 
 pub use calibrate::{calibrate, Calibration, CalibrationRow};
-pub use config::{InitLoss, Residency, SgldConfig, Temperature};
+pub use config::{InitLoss, Preconditioner, Residency, SgldConfig, Temperature};
 pub use diagnostics::Warning;
 pub use llc::{estimate_llc, ChainSummary, LlcEstimate};
 pub use observe::{ChainObserver, StepView};

@@ -18,7 +18,7 @@ use slt_core::params::{flatten_grads, write_back};
 use slt_core::seed::{rng_for, stream};
 use slt_core::Loss;
 
-use crate::config::SgldConfig;
+use crate::config::{Preconditioner, SgldConfig};
 use crate::observe::{ChainObserver, Record, StepView};
 use crate::source::BatchSource;
 
@@ -273,6 +273,8 @@ where
     // MALA state of the previous step: (w, U, ∇U).
     type MalaState<B> = (Tensor<Inner<B>, 1>, f64, Tensor<Inner<B>, 1>);
     let mut previous: Option<MalaState<B>> = None;
+    // RMSprop's running mean of g² (on the device).
+    let mut v_rms: Option<Tensor<Inner<B>, 1>> = None;
     let lr = 0.5 * eps;
     // On the host path the Gaussian noise of the next steps is drawn on a second thread while
     // this one runs the forward and backward passes (a training step leaves the other core
@@ -353,7 +355,20 @@ where
             } else {
                 record.clear();
             }
-            let mut next = w.clone() * c_w + star_term.clone() - g * c_g + xi * c_xi;
+            let mut next = match config.preconditioner {
+                Preconditioner::None => w.clone() * c_w + star_term.clone() - g * c_g + xi * c_xi,
+                Preconditioner::RmsProp { alpha, delta } => {
+                    let g_sq = g.clone().square();
+                    let v = match v_rms.take() {
+                        Some(v) => v * alpha + g_sq * (1.0 - alpha),
+                        None => g_sq,
+                    };
+                    let precondition = (v.clone().sqrt() + delta).recip();
+                    v_rms = Some(v);
+                    let drift = g * n_beta + (w.clone() - w_star.clone()) * gamma + w.clone() * wd;
+                    w.clone() - precondition.clone() * drift * (0.5 * eps) + precondition.sqrt() * xi * c_xi
+                }
+            };
             if let Some((lo, hi)) = &bounds {
                 next = next.max_pair(lo.clone()).min_pair(hi.clone());
             }

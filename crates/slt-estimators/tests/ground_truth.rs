@@ -5,9 +5,10 @@
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
-use slt_estimators::{estimate_llc, FnSource, LlcEstimate, SgldConfig, Temperature};
+use slt_estimators::{estimate_llc, FnSource, LlcEstimate, Preconditioner, SgldConfig, Temperature};
 use slt_models::toy::{
-    half_squared_error, reduced_rank_learning_coefficient, LinearRegression, MinimallySingular, ReducedRank,
+    deep_linear_learning_coefficient, half_squared_error, reduced_rank_learning_coefficient, DeepLinear,
+    LinearRegression, MinimallySingular, ReducedRank,
 };
 
 type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f64>>;
@@ -103,6 +104,20 @@ fn regular_linear_regression_d10() {
     assert!(e.warnings.is_empty(), "{:?}", e.warnings);
 }
 
+/// RMSprop-preconditioned SGLD on the regular model: along the chain the mean gradient stays
+/// far below δ = 0.1, so G ≈ 1/δ and the chain is plain SGLD at ε/δ; λ̂ must be d/2 within
+/// 10 % at ε = δ·5e-6 (the plain test's step), 4 chains × 4000 draws, seed 0.
+#[test]
+fn rmsprop_sgld_on_the_regular_model() {
+    let (n, d) = (4096, 10);
+    let x = to_tensor(normal_matrix(n, d, 1), n, d);
+    let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
+    let config = SgldConfig { preconditioner: Preconditioner::rmsprop(), ..config(5e-7, 1e4, 10.0, 4000) };
+    let e = estimate(&model, |m, x| m.forward(x), x, &config);
+    assert_within(&e, LinearRegression::<B>::learning_coefficient(d), 0.10);
+    assert!(e.r_hat.unwrap() < 1.05);
+}
+
 #[test]
 fn minimally_singular_d6_r3() {
     let n = 4096;
@@ -195,4 +210,79 @@ fn calibration_finds_a_working_step() {
     assert_eq!(step, 1e-5);
     let chosen = cal.rows.iter().find(|r| r.step_size == step).unwrap().llc_mean.unwrap();
     assert!((chosen - 5.0).abs() / 5.0 < 0.1, "{chosen}");
+}
+
+/// A deep linear network's λ̂ with ε chosen by `calibrate` (grid 1e-6 … 1e-4, 2 chains × 400
+/// draws), then 4 chains × 2000 draws at the recommended ε; nβ = 1e4, γ = 10, n = 4096 inputs
+/// x ~ N(0, I). w* is the origin for r = 0 (the most singular true point, where the local λ is
+/// Aoyagi's global one) and Gaussian factors (scale 0.7) for full rank r = min Hᵢ (a smooth point
+/// of the true set, ditto).
+//
+// OPEN PROBLEM, measured (session 9): with `calibrate` choosing ε on 1e-6 … 1e-4 (2 chains ×
+// 400 draws, γ = 10), plain SGLD found no stable ε at all for [3, 3, 3, 3] at the origin (the
+// chains are still rising after 400 draws: the gradient vanishes at w* = 0, so they leave it
+// slowly). With RMSprop (α 0.99, δ 0.1) the calibrated estimates were −25 % ([3, 3, 3, 3], r 0,
+// ε 3e-5), −17 % ([4, 2, 4], r 0, ε 3e-6), +7 % ([5, 4, 3, 2], r 0, ε 1e-4), and at full rank
+// ([3, 3, 3, 3], r 3, ε 1e-4) 400 draws looked stable but 2000 blew up to λ̂ ≈ 1e7: the
+// calibration must also search the number of draws (and γ: two cases sit at the localisation
+// scale). These two tests record the target; they are ignored until the procedure meets it.
+fn deep_linear(widths: &[usize], r: usize, seed: u64, preconditioner: Preconditioner) -> (f64, f64, f64) {
+    let n = 4096;
+    let x = to_tensor(normal_matrix(n, widths[0], seed), n, widths[0]);
+    let weights: Vec<Vec<f64>> = (0..widths.len() - 1)
+        .map(|i| {
+            let w = normal_matrix(widths[i], widths[i + 1], seed + 1 + i as u64);
+            w.iter().map(|v| if r == 0 { 0.0 } else { 0.7 * v }).collect()
+        })
+        .collect();
+    let model = DeepLinear::<B>::new(widths, weights, &Default::default());
+    let y = model.forward(x.clone()).detach();
+    let source = regression_source(&x, &y);
+    let loss =
+        |m: &DeepLinear<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| half_squared_error(m.forward(x.clone()), y.clone());
+    let base = SgldConfig { num_chains: 2, preconditioner, ..config(1e-6, 1e4, 10.0, 400) };
+    let grid = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4];
+    let cal = slt_estimators::calibrate(&model, &source, &loss, &base, &grid, &[10.0]).unwrap();
+    let (step, gamma) = cal.recommended.expect("a stable step");
+    let e = estimate(
+        &model,
+        |m, x| m.forward(x),
+        x.clone(),
+        &SgldConfig { preconditioner, ..config(step, 1e4, gamma, 2000) },
+    );
+    let truth = deep_linear_learning_coefficient(widths, r).unwrap();
+    let llc = e.llc_mean.unwrap();
+    eprintln!(
+        "DLN {widths:?} r = {r} ({preconditioner:?}): ε {step:e} → λ̂ {llc:.3} vs λ {truth} ({:+.1} %)",
+        100.0 * (llc - truth) / truth
+    );
+    (llc, truth, step)
+}
+
+#[test]
+#[ignore = "open (#14 item 6): outside 10 %, see the comment above deep_linear; run with --ignored to measure"]
+fn deep_linear_networks_with_calibrated_steps() {
+    let cases: [(&[usize], usize); 4] = [(&[3, 3, 3, 3], 0), (&[4, 2, 4], 0), (&[5, 4, 3, 2], 0), (&[3, 3, 3, 3], 3)];
+    let mut failures = Vec::new();
+    for (i, (widths, r)) in cases.into_iter().enumerate() {
+        let (llc, truth, step) = deep_linear(widths, r, 100 + 10 * i as u64, Preconditioner::None);
+        if ((llc - truth) / truth).abs() > 0.1 {
+            failures.push(format!("{widths:?} r = {r}: λ̂ {llc:.3} vs {truth} at ε {step:e}"));
+        }
+    }
+    assert!(failures.is_empty(), "outside 10 %: {failures:?}");
+}
+
+#[test]
+#[ignore = "open (#14 item 6): outside 10 %, see the comment above deep_linear; run with --ignored to measure"]
+fn deep_linear_networks_with_rmsprop_and_calibrated_steps() {
+    let cases: [(&[usize], usize); 4] = [(&[3, 3, 3, 3], 0), (&[4, 2, 4], 0), (&[5, 4, 3, 2], 0), (&[3, 3, 3, 3], 3)];
+    let mut failures = Vec::new();
+    for (i, (widths, r)) in cases.into_iter().enumerate() {
+        let (llc, truth, step) = deep_linear(widths, r, 100 + 10 * i as u64, Preconditioner::rmsprop());
+        if ((llc - truth) / truth).abs() > 0.1 {
+            failures.push(format!("{widths:?} r = {r}: λ̂ {llc:.3} vs {truth} at ε {step:e}"));
+        }
+    }
+    assert!(failures.is_empty(), "outside 10 %: {failures:?}");
 }

@@ -54,11 +54,10 @@ pub fn llc_of_classifier_observed<B: AutodiffBackend>(
         ProgressBar::hidden()
     };
     let tick = || bar.inc(1);
-    let mut all = slt_estimators::observe::Observers::new().with(slt_estimators::observe::Progress(tick));
+    let mut progress = slt_estimators::observe::Observers::new().with(slt_estimators::observe::Progress(tick));
     if let Some(o) = observers {
-        all = all.with(o);
+        progress = progress.with(o);
     }
-    let progress = all;
     let d = slt_core::params::num_params(model);
     let estimate = if config.residency.resolve::<B::InnerBackend>(device, d).is_some() {
         let on_device = train.to_device::<B>(device);

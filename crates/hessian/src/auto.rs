@@ -22,7 +22,7 @@ use burn::tensor::backend::AutodiffBackend;
 use slt_core::Loss;
 
 use crate::autodiff::{machine_epsilon, ExactHvp, FiniteDifferenceHvp};
-use crate::linalg::{gaussian, norm};
+use crate::linalg::gaussian;
 use crate::operator::{EvalSet, SymmetricOperator};
 use crate::HessianError;
 
@@ -198,16 +198,5 @@ where
             Path::Exact(h) => h.apply(v),
             Path::FiniteDifference(h) => h.apply(v),
         }
-    }
-}
-
-/// Relative distance ‖a − b‖ / ‖b‖ (0 when both are zero).
-pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
-    let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    let nb = norm(b);
-    if nb == 0.0 {
-        norm(&diff)
-    } else {
-        norm(&diff) / nb
     }
 }

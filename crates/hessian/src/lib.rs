@@ -69,7 +69,7 @@ pub mod operator;
 pub mod rop;
 pub mod trace;
 
-pub use auto::{relative_error, AutoHvp, HessianPath};
+pub use auto::{AutoHvp, HessianPath};
 pub use autodiff::{machine_epsilon, ExactHvp, FiniteDifferenceHvp, StepRule};
 pub use curvature::GaussNewton;
 pub use dense::{dense_hessian, DenseSpectrum, DENSE_LIMIT};
@@ -77,6 +77,7 @@ pub use density::{slq_density, SlqOptions, SpectralDensity};
 pub use eigen::{lanczos, power_iteration, Eigenpairs, LanczosOptions, PowerOptions, Which};
 pub use error::HessianError;
 pub use kronecker::{CurvatureBlock, KroneckerFactored};
+pub use linalg::relative_error;
 pub use operator::{EvalSet, HessianVectorProduct, Observed, SymmetricMatrix, SymmetricOperator};
 pub use rop::{HalfSquaredError, OutputLoss, PearlmutterHvp, SoftmaxCrossEntropy};
 pub use trace::{hutch_pp, hutchinson, HutchinsonOptions, TraceEstimate, TraceMethod};

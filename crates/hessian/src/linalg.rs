@@ -16,6 +16,17 @@ pub fn norm(x: &[f64]) -> f64 {
     dot(x, x).sqrt()
 }
 
+/// Relative distance ‖a − b‖ / ‖b‖ (0 when both are zero).
+pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
+    let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let nb = norm(b);
+    if nb == 0.0 {
+        norm(&diff)
+    } else {
+        norm(&diff) / nb
+    }
+}
+
 /// y ← y + a·x.
 pub fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {

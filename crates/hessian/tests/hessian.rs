@@ -8,7 +8,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 use slt_hessian::dense::{dense_hessian, dense_hessian_asymmetry};
-use slt_hessian::linalg::gaussian;
+use slt_hessian::linalg::{gaussian, relative_error};
 use slt_hessian::{
     eigen, hutch_pp, hutchinson, lanczos, power_iteration, slq_density, DenseSpectrum, EvalSet, ExactHvp,
     FiniteDifferenceHvp, HessianError, HutchinsonOptions, LanczosOptions, PowerOptions, SlqOptions, StepRule,
@@ -175,11 +175,6 @@ fn trained_operators() -> Vec<(&'static str, Box<dyn SymmetricOperator>)> {
     let conv: ConvHvp<F64> = ExactHvp::new(conv, eval_set(36, &device), conv_loss as ConvLoss<Ad2<F64>>).unwrap();
     println!("trained: loss mlp {:.4}, conv {:.4}", mlp.loss().unwrap(), conv.loss().unwrap());
     vec![("mlp", Box::new(mlp)), ("conv", Box::new(conv))]
-}
-
-fn relative_error(a: &[f64], reference: &[f64]) -> f64 {
-    let err = a.iter().zip(reference).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
-    err / reference.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
 fn direction(d: usize, seed: u64) -> Vec<f64> {

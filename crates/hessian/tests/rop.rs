@@ -11,7 +11,7 @@ use burn::tensor::{Tensor, TensorData};
 use slt_core::layer_ops::{LayerOps, Plain, TappedModel};
 use slt_core::params::{flatten_to_vec, write_back_vec};
 use slt_hessian::dense::dense_hessian;
-use slt_hessian::linalg::gaussian;
+use slt_hessian::linalg::{gaussian, relative_error};
 use slt_hessian::{
     hutchinson, EvalSet, ExactHvp, HalfSquaredError, HessianError, HutchinsonOptions, PearlmutterHvp,
     SoftmaxCrossEntropy, SymmetricOperator,
@@ -23,12 +23,6 @@ type F64 = burn_ndarray::NdArray<f64>;
 type F32 = burn_flex::Flex<f32>;
 type Ad<F> = burn_autodiff::Autodiff<F>;
 type Ad2<F> = burn_autodiff::Autodiff<Ad<F>>;
-
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    num / den
-}
 
 fn seeded(n: usize, seed: u64) -> Vec<f64> {
     let mut rng = slt_core::seed::rng_for(seed, &[7]);
@@ -96,7 +90,7 @@ fn rop_gradient_and_loss_equal_autodiff() {
     };
     let exact = ExactHvp::<Ad2<F64>, Classifier<Ad2<F64>>, _, _>::new(inner, eval_set(&batches), loss).unwrap();
     let (l, g) = exact.loss_and_gradient().unwrap();
-    let (dl, dg) = ((h.loss() - l).abs() / l, rel_err(h.gradient(), &g));
+    let (dl, dg) = ((h.loss() - l).abs() / l, relative_error(h.gradient(), &g));
     println!("loss rel. error {dl:.2e}, gradient rel. error {dg:.2e}");
     assert!(dl < 1e-13 && dg < 1e-12, "R-op loss/gradient vs autodiff: {dl:.2e}, {dg:.2e} (tolerance 1e-13/1e-12)");
 }
@@ -111,7 +105,7 @@ fn rop_equals_double_backward_on_a_trained_relu_mlp() {
     let vs: Vec<Vec<f64>> = (0..3).map(|s| seeded(h.dim(), 100 + s)).collect();
     let exact = exact_products(&model, &batches, &vs);
     for (v, e) in vs.iter().zip(&exact) {
-        let err = rel_err(&h.apply(v).unwrap(), e);
+        let err = relative_error(&h.apply(v).unwrap(), e);
         println!("trained ReLU MLP (d = {}): relative error {err:.2e}", h.dim());
         assert!(err < 1e-10, "R-op vs double backward on a trained ReLU MLP: {err:.2e} (tolerance 1e-10, f64)");
     }
@@ -129,8 +123,8 @@ fn rop_equals_double_backward_on_lenet5_in_f64_and_f32() {
     let model32 = "lenet5".parse::<ModelSpec>().unwrap().init::<F32>(0, &Default::default());
     let h32 = PearlmutterHvp::new(&model32, &eval_set::<F32>(&batches), SoftmaxCrossEntropy).unwrap();
     for (v, e) in vs.iter().zip(&exact) {
-        let err = rel_err(&h.apply(v).unwrap(), e);
-        let err32 = rel_err(&h32.apply(v).unwrap(), e);
+        let err = relative_error(&h.apply(v).unwrap(), e);
+        let err32 = relative_error(&h32.apply(v).unwrap(), e);
         println!("LeNet-5 (d = {}): relative error {err:.2e} in f64, {err32:.2e} in f32", h.dim());
         assert!(err < 1e-10, "R-op vs double backward on LeNet-5: {err:.2e} (tolerance 1e-10, f64)");
         assert!(err32 < 1e-4, "R-op in f32 on flex vs the f64 product: {err32:.2e} (tolerance 1e-4)");
@@ -191,7 +185,7 @@ fn rop_equals_the_dense_hessian_on_a_tanh_mlp_with_either_loss() {
         };
         let exact = ExactHvp::<Ad2<F64>, TanhMlp<Ad2<F64>>, _, _>::new(tanh_mlp(), eval_set(&batches), loss).unwrap();
         let dense = dense_hessian(&exact).unwrap();
-        let err = rel_err(rop.matrix().as_slice(), dense.matrix().as_slice());
+        let err = relative_error(rop.matrix().as_slice(), dense.matrix().as_slice());
         println!("tanh MLP (d = 238), {} loss: dense relative error {err:.2e}", if squared { "squared" } else { "CE" });
         assert!(err < 1e-10, "R-op vs dense double-backward Hessian on a tanh MLP: {err:.2e} (tolerance 1e-10)");
     }
@@ -230,7 +224,7 @@ fn rop_equals_the_dense_hessian_on_a_cnn_with_odd_pooling() {
     };
     let exact = ExactHvp::<Ad2<F64>, OddCnn<Ad2<F64>>, _, _>::new(odd_cnn(), eval_set(&batches), loss).unwrap();
     let dense = dense_hessian(&exact).unwrap();
-    let err = rel_err(dense_hessian(&h).unwrap().matrix().as_slice(), dense.matrix().as_slice());
+    let err = relative_error(dense_hessian(&h).unwrap().matrix().as_slice(), dense.matrix().as_slice());
     println!("CNN with odd pooling (d = {}): dense relative error {err:.2e}", h.dim());
     assert!(err < 1e-10, "R-op vs dense Hessian on a CNN with odd pooling: {err:.2e} (tolerance 1e-10)");
     // Every algorithm takes it: Hutchinson's exact trace on 1,000 probes within 3 SE.

@@ -50,12 +50,17 @@ pub mod observe;
 pub mod sampler;
 pub mod source;
 
-pub use calibrate::{calibrate, Calibration, CalibrationRow};
+pub use calibrate::{
+    calibrate, calibrate_adaptive, AdaptiveCalibration, AdaptiveRow, Calibration, CalibrationRow, CalibrationSearch,
+    PointOutcome, Recommendation,
+};
 pub use config::{InitLoss, Preconditioner, Residency, SgldConfig, Temperature};
 pub use diagnostics::Warning;
 pub use llc::{estimate_llc, ChainSummary, LlcEstimate};
 pub use observe::{ChainObserver, StepView};
 pub use sampler::ChainTrace;
+#[cfg(feature = "burn-dataset")]
+pub use source::DatasetSource;
 pub use source::{BatchSource, FnSource};
 
 /// Errors of the estimators.

@@ -5,7 +5,7 @@
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
-use slt_estimators::{estimate_llc, FnSource, LlcEstimate, Preconditioner, SgldConfig, Temperature};
+use slt_estimators::{estimate_llc, CalibrationSearch, FnSource, LlcEstimate, Preconditioner, SgldConfig, Temperature};
 use slt_models::toy::{
     deep_linear_learning_coefficient, half_squared_error, reduced_rank_learning_coefficient, DeepLinear,
     LinearRegression, MinimallySingular, ReducedRank,
@@ -184,12 +184,18 @@ fn diverging_step_size_reports_diverged_chains_not_nan() {
     assert_eq!(json, "null");
 }
 
-#[test]
-fn calibration_finds_a_working_step() {
+/// The regular model the calibration tests use: d = 10 (λ = 5), n = 2048, inputs and w* seeded.
+fn calibration_problem() -> (Tensor<B, 2>, Tensor<B, 2>, LinearRegression<B>) {
     let (n, d) = (2048, 10);
     let x = to_tensor(normal_matrix(n, d, 1), n, d);
     let model = LinearRegression::<B>::new(normal_matrix(d, 1, 2), &Default::default());
     let y = model.forward(x.clone()).detach();
+    (x, y, model)
+}
+
+#[test]
+fn calibration_finds_a_working_step() {
+    let (x, y, model) = calibration_problem();
     let source = regression_source(&x, &y);
     let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| {
         half_squared_error(m.forward(x.clone()), y.clone())
@@ -212,31 +218,68 @@ fn calibration_finds_a_working_step() {
     assert!((chosen - 5.0).abs() / 5.0 < 0.1, "{chosen}");
 }
 
-/// A deep linear network's λ̂ with ε chosen by `calibrate` (grid 1e-6 … 1e-4, 2 chains × 400
-/// draws), then 4 chains × 2000 draws at the recommended ε; nβ = 1e4, γ = 10, n = 4096 inputs
-/// x ~ N(0, I). w* is the origin for r = 0 (the most singular true point, where the local λ is
-/// Aoyagi's global one) and Gaussian factors (scale 0.7) for full rank r = min Hᵢ (a smooth point
-/// of the true set, ditto).
+/// `calibrate_adaptive` on the regular model (d = 10, λ = 5; n 2048, nβ 1e4, 2 calibration
+/// chains, seed 0, the default search: γ 100 → 1, ε 1e-6 → 1e-3, ≤ 40 000 steps per chain):
+/// at a regular point λ̂ does not depend on γ while γ ≪ nβ·h, so the search must stop after
+/// the second γ, with chains at least one relaxation time 2/(εγ) long, and the estimate at the
+/// recommended settings (4 chains) must be within 10 % of 5.
+#[test]
+fn adaptive_calibration_on_the_regular_model() {
+    let (x, y, model) = calibration_problem();
+    let source = regression_source(&x, &y);
+    let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| {
+        half_squared_error(m.forward(x.clone()), y.clone())
+    };
+    let base = SgldConfig { num_chains: 2, ..config(1e-6, 1e4, 10.0, 400) };
+    let cal = slt_estimators::calibrate_adaptive(&model, &source, &loss, &base, &CalibrationSearch::default()).unwrap();
+    for row in &cal.rows {
+        eprintln!(
+            "γ {} ε {:e}: {:?} burn-in {} draws {} λ̂ {:?}",
+            row.localization, row.step_size, row.outcome, row.num_burnin, row.num_draws, row.llc_mean
+        );
+    }
+    assert!(cal.localization_converged, "{:?}", cal.per_localization);
+    assert_eq!(cal.per_localization.len(), 2, "{:?}", cal.per_localization);
+    let chosen = cal.recommended.unwrap();
+    let tau = 2.0 / (chosen.step_size * chosen.localization);
+    assert!(chosen.num_burnin as f64 >= tau && chosen.num_draws as f64 >= tau, "{chosen:?}");
+    let e = estimate(&model, |m, x| m.forward(x), x.clone(), &chosen.apply(&config(1e-6, 1e4, 10.0, 400)));
+    assert_within(&e, LinearRegression::<B>::learning_coefficient(10), 0.10);
+}
+
+/// A deep linear network's λ̂ with ε, γ, burn-in and draws all chosen by `calibrate_adaptive`
+/// (the default search, γ 100 → 1 and ε 1e-6 → 1e-3, 2 calibration chains, at most `max_steps`
+/// per chain), then 4 chains at the recommended settings; nβ = 1e4, batch 256, n = 4096 inputs
+/// x ~ N(0, I), seed as given. w* is the origin for r = 0 (the most singular true point, where
+/// the local λ is Aoyagi's global one) and Gaussian factors (scale 0.7) for full rank
+/// r = min Hᵢ (a smooth point of the true set, ditto). Returns (λ̂, λ, ε).
 //
-// OPEN PROBLEM, measured (session 9): with `calibrate` choosing ε on 1e-6 … 1e-4 (2 chains ×
-// 400 draws, γ = 10), plain SGLD found no stable ε at all for [3, 3, 3, 3] at the origin (the
-// chains are still rising after 400 draws: the gradient vanishes at w* = 0, so they leave it
-// slowly). With RMSprop (α 0.99, δ 0.1) the calibrated estimates were −25 % ([3, 3, 3, 3], r 0,
-// ε 3e-5), −17 % ([4, 2, 4], r 0, ε 3e-6), +7 % ([5, 4, 3, 2], r 0, ε 1e-4), and at full rank
-// ([3, 3, 3, 3], r 3, ε 1e-4) 400 draws looked stable but 2000 blew up to λ̂ ≈ 1e7: the
-// calibration must also search the number of draws (and γ: two cases sit at the localisation
-// scale). These two tests record the target; they are ignored until the procedure meets it.
+// Session 9, the fixed-grid `calibrate` (ε 1e-6 … 1e-4, γ 10, 2 chains × 400 draws, then 4 ×
+// 2000): plain SGLD found no stable ε for [3, 3, 3, 3] r 0; RMSprop SGLD gave −25 %, −17 % and
+// +7 % on three rank-0 networks and blew up at 2000 draws on the full-rank one.
+// Measured (session 10, this helper with `calibrate_adaptive`; 2 cores):
+//   budget 40 000 steps per chain (the default): [3, 3, 3, 3] r 3: +18.5 % (γ 10, ε 1e-5: the
+//   small ε that full rank needs are "too slow" below γ 100, so the descent in γ forced a
+//   larger, biased ε); [4, 2, 4] r 0: +10.9 %; [5, 4, 3, 2] r 0: +71.7 % and [3, 3, 3, 3] r 0:
+//   +41.0 %, both flagged `localization_converged = false`.
+//   budget 400 000: [3, 3, 3, 3] r 3: 4.674 vs 4.5 (+3.9 %, γ 30, ε 1e-6, 217 s);
+//   [4, 2, 4] r 0: 3.448 vs 3.5 (−1.5 %, γ 3, ε 1e-5, 389 s); [5, 4, 3, 2] r 0: 4.067 vs 3
+//   (+35.6 %, 709 s, `localization_converged = false`: λ̂ 0.31, 1.24, 2.21, 2.76, 3.77 at γ 100,
+//   30, 10, 3, 1, the last at ε 3e-5 whose neighbour disagreed); [3, 3, 3, 3] r 0 was stopped
+//   unfinished (time). The 400 000 budget is what `deep_linear_full_rank_with_adaptive_calibration`
+//   runs in CI; the rank-0 cases are `--ignored`.
 //
-// What a better procedure needs (measured in session 9, plain SGLD, 4 chains, burn-in ¼,
-// nβ 1e4, n 4096, same w* and data as below, seed 0): at the origin λ̂ grows with ε and with the
-// chain length — [3, 3, 3, 3] r 0 at γ 1 and 2000 draws: 0.47, 1.53, 2.50, 3.90 for ε = 1e-5,
-// 3e-5, 1e-4, 3e-4 (γ 10 pins the chains at the localisation scale: 2.0–2.25 at 1e-4–3e-4). At
-// γ 1 and 8000 draws every case has an ε within 10 %: [3, 3, 3, 3] r 0 ε 1e-4 3.22 (+7 %,
-// still rising; 5e-5: 2.70), [4, 2, 4] r 0 ε 5e-5 3.47 (−0.8 %), [5, 4, 3, 2] r 0 ε 5e-5 3.04
-// (+1.3 %, still rising), [3, 3, 3, 3] r 3 ε 1e-6 4.53 (+0.7 %; 1e-5: 11.4, 5e-5 diverges).
-// So calibration has to search small γ and lengthen the chains until λ̂ stops rising, and the
-// rank-0 and full-rank cases want ε two orders of magnitude apart.
-fn deep_linear(widths: &[usize], r: usize, seed: u64, preconditioner: Preconditioner) -> (f64, f64, f64) {
+// Why the origin of a network with N ≥ 3 layers is hard (the open part of #14 item 6): there the
+// population loss is homogeneous of degree 2N in w, so w = u/√γ maps the localised tempered
+// posterior at (nβ, γ) onto the one at (nβ/γᴺ, 1): λ̂ = f(nβ/γᴺ) exactly, and f reaches Aoyagi's
+// λ only as t = nβ/γᴺ → ∞. No γ is "weak enough" at fixed nβ; smaller γ is larger t. Measured
+// for [3, 3, 3, 3] (λ = 3, `dln_direct`, 4 chains, seed 100): t = 1000 (nβ 1e4, γ 2.154):
+// 2.92 ± 0.08 at ε 1.4e-5 (140 000 + 140 000 steps) and 2.86 ± 0.17 at ε 4.6e-6 (400 000 +
+// 400 000); t = 10 (γ 10): 2.2–2.5 (the rows of the adaptive runs). In the same units the Euler
+// bias grows like b = ε·nβ/γ² and the slow directions relax in 2/(εγ) steps, so resolving t at
+// bias b costs about 2t/b steps per chain: 67 000 for t = 1000, b = 0.03, and 30 times that for
+// the next γ down, which the search in γ has to run to see that λ̂ stopped changing.
+fn deep_linear(widths: &[usize], r: usize, seed: u64, max_steps: usize) -> (f64, f64, f64) {
     let n = 4096;
     let x = to_tensor(normal_matrix(n, widths[0], seed), n, widths[0]);
     let weights: Vec<Vec<f64>> = (0..widths.len() - 1)
@@ -250,48 +293,50 @@ fn deep_linear(widths: &[usize], r: usize, seed: u64, preconditioner: Preconditi
     let source = regression_source(&x, &y);
     let loss =
         |m: &DeepLinear<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| half_squared_error(m.forward(x.clone()), y.clone());
-    let base = SgldConfig { num_chains: 2, preconditioner, ..config(1e-6, 1e4, 10.0, 400) };
-    let grid = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4];
-    let cal = slt_estimators::calibrate(&model, &source, &loss, &base, &grid, &[10.0]).unwrap();
-    let (step, gamma) = cal.recommended.expect("a stable step");
-    let e = estimate(
-        &model,
-        |m, x| m.forward(x),
-        x.clone(),
-        &SgldConfig { preconditioner, ..config(step, 1e4, gamma, 2000) },
-    );
+    let base = SgldConfig { num_chains: 2, ..config(1e-6, 1e4, 10.0, 400) };
+    let search = CalibrationSearch { max_steps, ..CalibrationSearch::default() };
+    let cal = slt_estimators::calibrate_adaptive(&model, &source, &loss, &base, &search).unwrap();
+    for row in &cal.rows {
+        eprintln!(
+            "  γ {:<5} ε {:e}: {:?}, burn-in {}, draws {}, λ̂ {:?}",
+            row.localization, row.step_size, row.outcome, row.num_burnin, row.num_draws, row.llc_mean
+        );
+    }
+    let chosen = cal.recommended.expect("a stable step");
+    let e = estimate(&model, |m, x| m.forward(x), x.clone(), &chosen.apply(&config(1e-6, 1e4, 10.0, 400)));
     let truth = deep_linear_learning_coefficient(widths, r).unwrap();
     let llc = e.llc_mean.unwrap();
     eprintln!(
-        "DLN {widths:?} r = {r} ({preconditioner:?}): ε {step:e} → λ̂ {llc:.3} vs λ {truth} ({:+.1} %)",
+        "DLN {widths:?} r = {r}: γ {} ε {:e} burn-in {} draws {} (converged in γ: {}) → λ̂ {llc:.3} vs λ {truth} ({:+.1} %)",
+        chosen.localization,
+        chosen.step_size,
+        chosen.num_burnin,
+        chosen.num_draws,
+        cal.localization_converged,
         100.0 * (llc - truth) / truth
     );
-    (llc, truth, step)
+    (llc, truth, chosen.step_size)
 }
 
+/// Full rank: within 10 % with every setting chosen by `calibrate_adaptive` (budget 400 000
+/// steps per chain; about 2–4 min on 2 cores).
 #[test]
-#[ignore = "open (#14 item 6): outside 10 %, see the comment above deep_linear; run with --ignored to measure"]
-fn deep_linear_networks_with_calibrated_steps() {
-    let cases: [(&[usize], usize); 4] = [(&[3, 3, 3, 3], 0), (&[4, 2, 4], 0), (&[5, 4, 3, 2], 0), (&[3, 3, 3, 3], 3)];
-    let mut failures = Vec::new();
-    for (i, (widths, r)) in cases.into_iter().enumerate() {
-        let (llc, truth, step) = deep_linear(widths, r, 100 + 10 * i as u64, Preconditioner::None);
-        if ((llc - truth) / truth).abs() > 0.1 {
-            failures.push(format!("{widths:?} r = {r}: λ̂ {llc:.3} vs {truth} at ε {step:e}"));
-        }
-    }
-    assert!(failures.is_empty(), "outside 10 %: {failures:?}");
+fn deep_linear_full_rank_with_adaptive_calibration() {
+    let (llc, truth, step) = deep_linear(&[3, 3, 3, 3], 3, 130, 400_000);
+    assert!(((llc - truth) / truth).abs() <= 0.1, "λ̂ {llc:.3} vs {truth} at ε {step:e}");
 }
 
+/// Rank 0 (the origin): see the comment above `deep_linear` for what was measured and why the
+/// networks of three or more layers stay open.
 #[test]
-#[ignore = "open (#14 item 6): outside 10 %, see the comment above deep_linear; run with --ignored to measure"]
-fn deep_linear_networks_with_rmsprop_and_calibrated_steps() {
-    let cases: [(&[usize], usize); 4] = [(&[3, 3, 3, 3], 0), (&[4, 2, 4], 0), (&[5, 4, 3, 2], 0), (&[3, 3, 3, 3], 3)];
+#[ignore = "slow (minutes per network) and open for N ≥ 3 layers (#14 item 6): run with --ignored to measure"]
+fn deep_linear_rank_zero_with_adaptive_calibration() {
+    let cases: [(&[usize], u64); 3] = [(&[4, 2, 4], 110), (&[5, 4, 3, 2], 120), (&[3, 3, 3, 3], 100)];
     let mut failures = Vec::new();
-    for (i, (widths, r)) in cases.into_iter().enumerate() {
-        let (llc, truth, step) = deep_linear(widths, r, 100 + 10 * i as u64, Preconditioner::rmsprop());
+    for (widths, seed) in cases {
+        let (llc, truth, step) = deep_linear(widths, 0, seed, 400_000);
         if ((llc - truth) / truth).abs() > 0.1 {
-            failures.push(format!("{widths:?} r = {r}: λ̂ {llc:.3} vs {truth} at ε {step:e}"));
+            failures.push(format!("{widths:?}: λ̂ {llc:.3} vs {truth} at ε {step:e}"));
         }
     }
     assert!(failures.is_empty(), "outside 10 %: {failures:?}");

@@ -150,9 +150,19 @@ pub struct CalibrationSearch {
     /// Burn-in and draws are each at least this many relaxation times 2/(ε(γ + weight decay))
     /// of the localisation alone.
     pub relaxation_times: f64,
-    /// Relative tolerance of the consistency checks (in ε and in γ); two standard errors of the
-    /// difference are always allowed on top.
+    /// Relative tolerance of the consistency checks (in ε and in γ), with no allowance for the
+    /// standard error (see `agree`).
     pub tolerance: f64,
+    /// How many successive steps down in γ λ̂ must stay within `tolerance` of the γ before for
+    /// the localisation to count as converged. 1 stops at the first agreement; on deep linear
+    /// networks of rank 0 < r < min Hᵢ that was fooled by a slow rise (λ̂ 3.60, 4.44, 4.83 at
+    /// γ 100, 30, 10 against λ = 5.5), so each plateau is confirmed once more by default.
+    #[serde(default = "default_plateau")]
+    pub plateau: usize,
+}
+
+fn default_plateau() -> usize {
+    2
 }
 
 impl Default for CalibrationSearch {
@@ -164,6 +174,7 @@ impl Default for CalibrationSearch {
             max_steps: 40_000,
             relaxation_times: 1.0,
             tolerance: 0.1,
+            plateau: default_plateau(),
         }
     }
 }
@@ -243,8 +254,9 @@ pub struct AdaptiveCalibration {
     pub per_localization: Vec<(f64, Option<Recommendation>)>,
     /// The recommended settings, if any γ had a stable point.
     pub recommended: Option<Recommendation>,
-    /// Whether λ̂ stopped changing with γ: the recommended γ's λ̂ agrees with that of the next
-    /// larger γ searched. `false` means the localisation still shapes the estimate.
+    /// Whether λ̂ stopped changing with γ: the recommended γ's λ̂ and those of the
+    /// [`CalibrationSearch::plateau`] larger γ before it agree step by step. `false` means the
+    /// localisation still shapes the estimate.
     pub localization_converged: bool,
     /// SGLD steps run in all, over all chains.
     pub total_steps: usize,
@@ -273,9 +285,10 @@ fn agree(a: f64, b: f64, tolerance: f64) -> bool {
 ///   reported ([`Recommendation::larger_step_agrees`]); larger ε are not run. (Unlike
 ///   [`calibrate`], which prefers the largest consistent ε: chaining "agrees with its
 ///   neighbour" along the grid let the bias accumulate, +28 % on a deep linear network.)
-/// * **Localisation**, from the largest γ down: stop at the first γ whose chosen λ̂ agrees with
-///   that of the γ before it, and recommend that (weaker) γ. If λ̂ never stops changing, the
-///   smallest γ with a stable point is recommended and `localization_converged` is `false`.
+/// * **Localisation**, from the largest γ down: stop once the chosen λ̂ has agreed with that of
+///   the γ before it `plateau` times in a row, and recommend that (weakest) γ. If λ̂ never stops
+///   changing, the smallest γ with a stable point is recommended and `localization_converged`
+///   is `false`.
 ///
 /// `base` gives everything else (chains, nβ, batch size, seed, preconditioner).
 pub fn calibrate_adaptive<B, M, D, S, L>(
@@ -297,10 +310,14 @@ where
             "adaptive calibration needs positive, finite step sizes and localisations".into(),
         ));
     }
-    if search.min_draws < 8 || search.max_steps < 2 * search.min_draws || !(search.tolerance > 0.0) {
+    if search.min_draws < 8
+        || search.max_steps < 2 * search.min_draws
+        || !(search.tolerance > 0.0)
+        || search.plateau == 0
+    {
         return Err(EstimatorError::InvalidConfig(format!(
-            "adaptive calibration needs min_draws ≥ 8, max_steps ≥ 2·min_draws and a positive tolerance (got {}, {}, {})",
-            search.min_draws, search.max_steps, search.tolerance
+            "adaptive calibration needs min_draws ≥ 8, max_steps ≥ 2·min_draws, a positive tolerance and plateau ≥ 1 (got {}, {}, {}, {})",
+            search.min_draws, search.max_steps, search.tolerance, search.plateau
         )));
     }
     let mut steps = search.step_sizes.clone();
@@ -312,6 +329,7 @@ where
     let mut per_localization: Vec<(f64, Option<Recommendation>)> = Vec::new();
     let mut total_steps = 0;
     let mut converged = false;
+    let mut agreements = 0;
     for &gamma in &gammas {
         let mut stable: Vec<Recommendation> = Vec::new();
         for &eps in &steps {
@@ -391,13 +409,13 @@ where
             ..*first
         });
         if let (Some(now), Some(before)) = (chosen, per_localization.last().and_then(|p| p.1)) {
-            if agree(now.llc, before.llc, search.tolerance) {
-                per_localization.push((gamma, Some(now)));
-                converged = true;
-                break;
-            }
+            agreements = if agree(now.llc, before.llc, search.tolerance) { agreements + 1 } else { 0 };
         }
         per_localization.push((gamma, chosen));
+        if agreements >= search.plateau {
+            converged = true;
+            break;
+        }
         if chosen.is_none() {
             // A smaller γ only lengthens the relaxation time at every ε: stop here.
             break;

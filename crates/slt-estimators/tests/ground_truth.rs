@@ -193,13 +193,16 @@ fn calibration_problem() -> (Tensor<B, 2>, Tensor<B, 2>, LinearRegression<B>) {
     (x, y, model)
 }
 
+/// Half the squared error of the linear regression on a batch (x, y).
+fn linear_regression_loss(m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)) -> Tensor<B, 1> {
+    half_squared_error(m.forward(x.clone()), y.clone())
+}
+
 #[test]
 fn calibration_finds_a_working_step() {
     let (x, y, model) = calibration_problem();
     let source = regression_source(&x, &y);
-    let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| {
-        half_squared_error(m.forward(x.clone()), y.clone())
-    };
+    let loss = linear_regression_loss;
     let base = SgldConfig { num_chains: 2, ..config(1e-5, 1e4, 10.0, 400) };
     let cal = slt_estimators::calibrate(&model, &source, &loss, &base, &[1e-5, 1e-4, 1e-3, 1e-2], &[10.0]).unwrap();
     for row in &cal.rows {
@@ -220,16 +223,14 @@ fn calibration_finds_a_working_step() {
 
 /// `calibrate_adaptive` on the regular model (d = 10, λ = 5; n 2048, nβ 1e4, 2 calibration
 /// chains, seed 0, the default search: γ 100 → 1, ε 1e-6 → 1e-3, ≤ 40 000 steps per chain):
-/// at a regular point λ̂ does not depend on γ while γ ≪ nβ·h, so the search must stop after
-/// the second γ, with chains at least one relaxation time 2/(εγ) long, and the estimate at the
+/// at a regular point λ̂ does not depend on γ while γ ≪ nβ·h, so the search must stop as soon
+/// as the plateau rule allows (after 1 + `plateau` localisations), with chains at least one relaxation time 2/(εγ) long, and the estimate at the
 /// recommended settings (4 chains) must be within 10 % of 5.
 #[test]
 fn adaptive_calibration_on_the_regular_model() {
     let (x, y, model) = calibration_problem();
     let source = regression_source(&x, &y);
-    let loss = |m: &LinearRegression<B>, (x, y): &(Tensor<B, 2>, Tensor<B, 2>)| {
-        half_squared_error(m.forward(x.clone()), y.clone())
-    };
+    let loss = linear_regression_loss;
     let base = SgldConfig { num_chains: 2, ..config(1e-6, 1e4, 10.0, 400) };
     let cal = slt_estimators::calibrate_adaptive(&model, &source, &loss, &base, &CalibrationSearch::default()).unwrap();
     for row in &cal.rows {
@@ -239,12 +240,76 @@ fn adaptive_calibration_on_the_regular_model() {
         );
     }
     assert!(cal.localization_converged, "{:?}", cal.per_localization);
-    assert_eq!(cal.per_localization.len(), 2, "{:?}", cal.per_localization);
+    assert_eq!(cal.per_localization.len(), 1 + CalibrationSearch::default().plateau, "{:?}", cal.per_localization);
     let chosen = cal.recommended.unwrap();
     let tau = 2.0 / (chosen.step_size * chosen.localization);
     assert!(chosen.num_burnin as f64 >= tau && chosen.num_draws as f64 >= tau, "{chosen:?}");
     let e = estimate(&model, |m, x| m.forward(x), x.clone(), &chosen.apply(&config(1e-6, 1e4, 10.0, 400)));
     assert_within(&e, LinearRegression::<B>::learning_coefficient(10), 0.10);
+}
+
+/// True factors W₁ … W_N (Wᵢ is Hᵢ₋₁ × Hᵢ, row-major) whose product has rank r, on the most
+/// singular stratum of the true set: r = 0 is the origin; r = min Hᵢ is Gaussian factors (scale
+/// 0.7, a smooth point); in between, Wᵢ = Uᵢ₋₁·Mᵢ·Uᵢᵀ with Uᵢ (Hᵢ × r) and Mᵢ (r × r) Gaussian, so
+/// that every factor has rank exactly r. Aoyagi's λ is the minimum of the local coefficients over
+/// the true set, and points where every factor has the least rank lie in the closure of all the
+/// others, so this is where the local λ is the global one.
+fn true_factors(widths: &[usize], r: usize, seed: u64) -> Vec<Vec<f64>> {
+    let layers = widths.len() - 1;
+    let min_width = widths.iter().copied().min().unwrap_or(0);
+    if r == 0 || r >= min_width {
+        return (0..layers)
+            .map(|i| {
+                let w = normal_matrix(widths[i], widths[i + 1], seed + 1 + i as u64);
+                w.iter().map(|v| if r == 0 { 0.0 } else { 0.7 * v }).collect()
+            })
+            .collect();
+    }
+    let scale = 1.0 / (r as f64).sqrt();
+    let u: Vec<Vec<f64>> =
+        widths.iter().enumerate().map(|(i, &h)| normal_matrix(h, r, seed + 100 + i as u64)).collect();
+    (0..layers)
+        .map(|i| {
+            let m = normal_matrix(r, r, seed + 1 + i as u64);
+            let (rows, cols) = (widths[i], widths[i + 1]);
+            let mut w = vec![0.0; rows * cols];
+            for a in 0..rows {
+                for b in 0..cols {
+                    let mut acc = 0.0;
+                    for p in 0..r {
+                        for q in 0..r {
+                            acc += u[i][a * r + p] * m[p * r + q] * u[i + 1][b * r + q];
+                        }
+                    }
+                    w[a * cols + b] = 0.7 * scale * scale * acc;
+                }
+            }
+            w
+        })
+        .collect()
+}
+
+/// Searches that cannot work are errors before any chain runs.
+#[test]
+fn adaptive_calibration_rejects_bad_searches() {
+    let (x, y, model) = calibration_problem();
+    let source = regression_source(&x, &y);
+    let loss = linear_regression_loss;
+    let base = config(1e-6, 1e4, 10.0, 400);
+    let good = CalibrationSearch::default();
+    let bad = [
+        CalibrationSearch { step_sizes: vec![], ..good.clone() },
+        CalibrationSearch { localizations: vec![10.0, f64::NAN], ..good.clone() },
+        CalibrationSearch { step_sizes: vec![-1e-5], ..good.clone() },
+        CalibrationSearch { min_draws: 4, ..good.clone() },
+        CalibrationSearch { max_steps: 100, ..good.clone() },
+        CalibrationSearch { tolerance: 0.0, ..good.clone() },
+        CalibrationSearch { plateau: 0, ..good.clone() },
+    ];
+    for search in bad {
+        let err = slt_estimators::calibrate_adaptive(&model, &source, &loss, &base, &search).unwrap_err();
+        assert!(err.to_string().contains("adaptive calibration needs"), "{search:?}: {err}");
+    }
 }
 
 /// A deep linear network's λ̂ with ε, γ, burn-in and draws all chosen by `calibrate_adaptive`
@@ -266,8 +331,19 @@ fn adaptive_calibration_on_the_regular_model() {
 //   [4, 2, 4] r 0: 3.448 vs 3.5 (−1.5 %, γ 3, ε 1e-5, 389 s); [5, 4, 3, 2] r 0: 4.067 vs 3
 //   (+35.6 %, 709 s, `localization_converged = false`: λ̂ 0.31, 1.24, 2.21, 2.76, 3.77 at γ 100,
 //   30, 10, 3, 1, the last at ε 3e-5 whose neighbour disagreed); [3, 3, 3, 3] r 0 was stopped
-//   unfinished (time). The 400 000 budget is what `deep_linear_full_rank_with_adaptive_calibration`
-//   runs in CI; the rank-0 cases are `--ignored`.
+//   unfinished (time).
+// Measured (session 11, `plateau` = 2, i.e. λ̂ within 10 % over two successive steps in γ, the
+// default since; budget 400 000):
+//   [3, 3, 3, 3] r 3: 4.761 vs 4.5 (+5.8 %, γ 10, ε 3e-6; 226 s with the other CI tests here);
+//   [4, 3, 3, 4] r 1: 5.318 vs 5.5 (−3.3 %, γ 3, ε 1e-5); [3, 4, 4, 3] r 2: 7.354 vs 4.5
+//   (+63.4 %) and [5, 4, 3, 2] r 1: 6.758 vs 4 (+68.9 %), both `localization_converged =
+//   false`: chosen λ̂ 3.57, 3.80, 4.37, 5.52, 7.94 and 3.13, 3.60, 4.39, 6.70, 7.49 at γ 100, 30,
+//   10, 3, 1; below γ 10 only ε ≥ 1e-5 fits the budget and its Euler bias dominates (at γ 10,
+//   ε 1e-5 gave 4.92 and 7.05 against 4.37 and 4.39 at 3e-6). With `plateau` = 1 (session 10's
+//   rule) the first two intermediate-rank networks stopped early and were declared converged at
+//   −11.5 % (γ 10) and −11.6 % (γ 30) while λ̂ was still rising (3.60, 4.44, 4.83 for λ 5.5).
+//   The 400 000 budget is what `deep_linear_full_rank_with_adaptive_calibration` runs in CI;
+//   the rank-0 and intermediate-rank cases are `--ignored`.
 //
 // Why the origin of a network with N ≥ 3 layers is hard (the open part of #14 item 6): there the
 // population loss is homogeneous of degree 2N in w, so w = u/√γ maps the localised tempered
@@ -282,12 +358,7 @@ fn adaptive_calibration_on_the_regular_model() {
 fn deep_linear(widths: &[usize], r: usize, seed: u64, max_steps: usize) -> (f64, f64, f64) {
     let n = 4096;
     let x = to_tensor(normal_matrix(n, widths[0], seed), n, widths[0]);
-    let weights: Vec<Vec<f64>> = (0..widths.len() - 1)
-        .map(|i| {
-            let w = normal_matrix(widths[i], widths[i + 1], seed + 1 + i as u64);
-            w.iter().map(|v| if r == 0 { 0.0 } else { 0.7 * v }).collect()
-        })
-        .collect();
+    let weights = true_factors(widths, r, seed);
     let model = DeepLinear::<B>::new(widths, weights, &Default::default());
     let y = model.forward(x.clone()).detach();
     let source = regression_source(&x, &y);
@@ -319,7 +390,7 @@ fn deep_linear(widths: &[usize], r: usize, seed: u64, max_steps: usize) -> (f64,
 }
 
 /// Full rank: within 10 % with every setting chosen by `calibrate_adaptive` (budget 400 000
-/// steps per chain; about 2–4 min on 2 cores).
+/// steps per chain; about 3–4 min on 2 cores).
 #[test]
 fn deep_linear_full_rank_with_adaptive_calibration() {
     let (llc, truth, step) = deep_linear(&[3, 3, 3, 3], 3, 130, 400_000);
@@ -337,6 +408,24 @@ fn deep_linear_rank_zero_with_adaptive_calibration() {
         let (llc, truth, step) = deep_linear(widths, 0, seed, 400_000);
         if ((llc - truth) / truth).abs() > 0.1 {
             failures.push(format!("{widths:?}: λ̂ {llc:.3} vs {truth} at ε {step:e}"));
+        }
+    }
+    assert!(failures.is_empty(), "outside 10 %: {failures:?}");
+}
+
+/// Intermediate ranks 0 < r < min Hᵢ, on the most singular stratum (see `true_factors`); see
+/// the comment above `deep_linear` for what was measured (one of three within 10 %, the other
+/// two reported as not converged in γ at this budget).
+#[test]
+#[ignore = "slow (minutes per network) and open (#14 item 6): run with --ignored to measure"]
+fn deep_linear_intermediate_rank_with_adaptive_calibration() {
+    let cases: [(&[usize], usize, u64); 3] =
+        [(&[4, 3, 3, 4], 1, 140), (&[3, 4, 4, 3], 2, 150), (&[5, 4, 3, 2], 1, 160)];
+    let mut failures = Vec::new();
+    for (widths, r, seed) in cases {
+        let (llc, truth, step) = deep_linear(widths, r, seed, 400_000);
+        if ((llc - truth) / truth).abs() > 0.1 {
+            failures.push(format!("{widths:?} r {r}: λ̂ {llc:.3} vs {truth} at ε {step:e}"));
         }
     }
     assert!(failures.is_empty(), "outside 10 %: {failures:?}");

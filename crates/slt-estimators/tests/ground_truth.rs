@@ -342,6 +342,11 @@ fn adaptive_calibration_rejects_bad_searches() {
 //   ε 1e-5 gave 4.92 and 7.05 against 4.37 and 4.39 at 3e-6). With `plateau` = 1 (session 10's
 //   rule) the first two intermediate-rank networks stopped early and were declared converged at
 //   −11.5 % (γ 10) and −11.6 % (γ 30) while λ̂ was still rising (3.60, 4.44, 4.83 for λ 5.5).
+//   Rank 0 (1373 s for the three): [4, 2, 4]: 3.602 vs 3.5 (+2.9 %, γ 1, ε 1e-5, converged:
+//   3.25, 3.40, 3.57 at γ 10, 3, 1); [5, 4, 3, 2]: 4.067 vs 3 (+35.6 %, not converged, as in
+//   session 10: at γ 1 ε 1e-5 was still rising at the budget, so ε 3e-5 was chosen);
+//   [3, 3, 3, 3] (first run to the end): 3.073 vs 3 (+2.4 %, γ 1, ε 1e-5) but not converged
+//   (2.11, 2.75, 2.94 at γ 10, 3, 1: one agreement, plateau 2 asks for two).
 //   The 400 000 budget is what `deep_linear_full_rank_with_adaptive_calibration` runs in CI;
 //   the rank-0 and intermediate-rank cases are `--ignored`.
 //

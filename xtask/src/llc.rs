@@ -55,6 +55,11 @@ pub struct LlcArgs {
     /// turns the MALA diagnostic off (it assumes plain proposals).
     #[arg(long)]
     rmsprop: bool,
+    /// Metropolis-adjusted Langevin (MALA): each SGLD proposal is accepted or rejected so that
+    /// the chain samples the localised posterior exactly at any --sgld-step. Needs the
+    /// full-batch loss: --batch-size at least the training set's size (--train-subset).
+    #[arg(long, conflicts_with = "rmsprop")]
+    metropolis: bool,
 }
 
 fn residency(arg: &str) -> Result<Residency, String> {
@@ -105,6 +110,7 @@ pub fn run(args: LlcArgs) -> anyhow::Result<()> {
         seed: args.w.seed,
         init_loss: args.init_batches.map(InitLoss::FirstBatches).unwrap_or(InitLoss::FullDataset),
         mala: !args.no_mala && !args.rmsprop,
+        metropolis: args.metropolis,
         residency: args.residency,
         preconditioner: if args.rmsprop { Preconditioner::rmsprop() } else { Preconditioner::None },
     };

@@ -228,7 +228,8 @@ pub struct Recommendation {
     /// λ̂ of the calibration chains at this point.
     pub llc: f64,
     /// Whether λ̂ at the next larger stable ε agrees within the tolerance (the discretisation
-    /// bias is then below it); `None` if no larger ε was stable.
+    /// bias is then below it); `None` if no larger ε was stable, and with the Metropolis
+    /// adjustment (no bias to check).
     pub larger_step_agrees: Option<bool>,
 }
 
@@ -285,6 +286,9 @@ fn agree(a: f64, b: f64, tolerance: f64) -> bool {
 ///   reported ([`Recommendation::larger_step_agrees`]); larger ε are not run. (Unlike
 ///   [`calibrate`], which prefers the largest consistent ε: chaining "agrees with its
 ///   neighbour" along the grid let the bias accumulate, +28 % on a deep linear network.)
+/// * **With the Metropolis adjustment** (`base.metropolis`, MALA) no ε is biased: the search
+///   goes up from the smallest ε while the mean acceptance stays ≥ 0.5 and chooses the largest
+///   such ε, which mixes fastest ([`Recommendation::larger_step_agrees`] is `None`).
 /// * **Localisation**, from the largest γ down: stop once the chosen λ̂ has agreed with that of
 ///   the γ before it `plateau` times in a row, and recommend that (weakest) γ. If λ̂ never stops
 ///   changing, the smallest γ with a stable point is recommended and `localization_converged`
@@ -325,6 +329,7 @@ where
     let mut gammas = search.localizations.clone();
     gammas.sort_by(|a, b| b.total_cmp(a));
 
+    let exact = base.metropolis;
     let mut rows = Vec::new();
     let mut per_localization: Vec<(f64, Option<Recommendation>)> = Vec::new();
     let mut total_steps = 0;
@@ -387,6 +392,7 @@ where
                 };
             };
             let outcome = row.outcome;
+            let low_acceptance = row.warnings.iter().any(|w| matches!(w, Warning::LowAcceptance { .. }));
             if outcome == PointOutcome::Stable {
                 let llc = row.llc_mean.expect("a stable point has a finite λ̂");
                 stable.push(Recommendation {
@@ -399,15 +405,27 @@ where
                 });
             }
             rows.push(row);
-            if outcome == PointOutcome::Diverged || stable.len() == 2 {
+            let done = if exact {
+                // Up while the acceptance holds (a larger ε is only accepted less often): the
+                // largest such ε mixes fastest.
+                low_acceptance || (outcome != PointOutcome::Stable && !stable.is_empty())
+            } else {
+                stable.len() == 2
+            };
+            if outcome == PointOutcome::Diverged || done {
                 break;
             }
         }
-        // The smallest stable ε: the least discretisation bias among the chains that relaxed.
-        let chosen = stable.first().map(|first| Recommendation {
-            larger_step_agrees: stable.get(1).map(|next| agree(next.llc, first.llc, search.tolerance)),
-            ..*first
-        });
+        let chosen = if exact {
+            // Unbiased at every ε: the largest with acceptance ≥ 0.5.
+            stable.last().copied()
+        } else {
+            // The smallest stable ε: the least discretisation bias among the chains that relaxed.
+            stable.first().map(|first| Recommendation {
+                larger_step_agrees: stable.get(1).map(|next| agree(next.llc, first.llc, search.tolerance)),
+                ..*first
+            })
+        };
         if let (Some(now), Some(before)) = (chosen, per_localization.last().and_then(|p| p.1)) {
             agreements = if agree(now.llc, before.llc, search.tolerance) { agreements + 1 } else { 0 };
         }

@@ -207,6 +207,16 @@ impl<B: burn::tensor::backend::Backend> Pending<B> {
     }
 }
 
+/// Where a MALA chain stood after its previous step: w, U(w), ∇U(w), the loss gradient g and
+/// the loss L_B(w) (still on the device).
+struct MalaState<B: burn::tensor::backend::Backend> {
+    w: Tensor<B, 1>,
+    u: f64,
+    grad_u: Tensor<B, 1>,
+    g: Tensor<B, 1>,
+    loss: Tensor<B, 1>,
+}
+
 fn is_draw(t: usize, config: &SgldConfig) -> bool {
     t >= config.num_burnin && (t - config.num_burnin).is_multiple_of(config.thin)
 }
@@ -265,14 +275,13 @@ where
     // The losses are read back every step on the host path, and on the device path whenever
     // something needs them at once (MALA, an observer that reads losses).
     let flush_every = match device_block {
-        Some(block) if !config.mala && !observer.reads_losses() => block,
+        Some(block) if !config.mala && !config.metropolis && !observer.reads_losses() => block,
         _ => 1,
     };
     let mut pending = Pending::<Inner<B>> { steps: Vec::with_capacity(flush_every) };
     let mut record = Record::default();
-    // MALA state of the previous step: (w, U, ∇U).
-    type MalaState<B> = (Tensor<Inner<B>, 1>, f64, Tensor<Inner<B>, 1>);
-    let mut previous: Option<MalaState<B>> = None;
+    // The MALA state of the previous step.
+    let mut previous: Option<MalaState<Inner<B>>> = None;
     // RMSprop's running mean of g² (on the device).
     let mut v_rms: Option<Tensor<Inner<B>, 1>> = None;
     let lr = 0.5 * eps;
@@ -300,6 +309,32 @@ where
             let indices = batches.next(&mut rng).to_vec();
             let batch = source.batch(&indices);
             let loss = loss_fn.loss(&model, &batch);
+            let mut state_loss = loss.clone().inner();
+            let grads = loss.backward();
+            let mut g = flatten_grads(&model, &grads);
+            if config.mala || config.metropolis {
+                // U = nβ·L_B + (γ/2)‖w − w*‖² + (λ/2)‖w‖², ∇U = nβ·g + γ(w − w*) + λw.
+                let value = state_loss.clone().into_scalar().elem::<f64>();
+                let diff = w.clone() - w_star.clone();
+                let mut u = n_beta * value + 0.5 * gamma * sq_norm(diff.clone()) + 0.5 * wd * sq_norm(w.clone());
+                traffic.readbacks += 3;
+                let mut grad_u = g.clone() * n_beta + diff * gamma + w.clone() * wd;
+                if let Some(before) = previous.take() {
+                    // log q(a | b) = −‖a − b + lr·∇U(b)‖² / (4 lr), lr = ε/2.
+                    let forward = sq_norm(w.clone() - before.w.clone() + before.grad_u.clone() * lr);
+                    let backward = sq_norm(before.w.clone() - w.clone() + grad_u.clone() * lr);
+                    traffic.readbacks += 2;
+                    let log_ratio = before.u - u + (forward - backward) / (4.0 * lr);
+                    // A proposal to a non-finite energy is never accepted.
+                    let acceptance = if log_ratio.is_nan() { 0.0 } else { log_ratio.min(0.0).exp() };
+                    trace.mala_acceptance.push(acceptance);
+                    if config.metropolis && rng.random::<f64>() >= acceptance {
+                        // Rejected: the chain stays where it was.
+                        (w, u, grad_u, g, state_loss) = (before.w, before.u, before.grad_u, before.g, before.loss);
+                    }
+                }
+                previous = Some(MalaState { w: w.clone(), u, grad_u, g: g.clone(), loss: state_loss.clone() });
+            }
             let draw = is_draw(t, config).then(|| {
                 draws_seen += 1;
                 draws_seen - 1
@@ -307,7 +342,7 @@ where
             let records_distance =
                 draw.is_some_and(|k| k.is_multiple_of(trace.distance_stride) || k + 1 == config.num_draws);
             let distance = records_distance.then(|| (w.clone() - w_star.clone()).square().sum());
-            pending.steps.push((t, loss.clone().inner(), distance));
+            pending.steps.push((t, state_loss, distance));
             if (pending.steps.len() == flush_every || t + 1 == steps)
                 && !pending.flush(&mut trace, config, &mut traffic)
             {
@@ -316,24 +351,6 @@ where
             // Known here on every path that reads back each step; NaN while a block is pending.
             let value = if flush_every == 1 { trace.step_losses[t] } else { f64::NAN };
             traffic.steps += 1;
-            let grads = loss.backward();
-            let g = flatten_grads(&model, &grads);
-            if config.mala {
-                // U = nβ·L_B + (γ/2)‖w − w*‖² + (λ/2)‖w‖², ∇U = nβ·g + γ(w − w*) + λw.
-                let diff = w.clone() - w_star.clone();
-                let u = n_beta * value + 0.5 * gamma * sq_norm(diff.clone()) + 0.5 * wd * sq_norm(w.clone());
-                traffic.readbacks += 2;
-                let grad_u = g.clone() * n_beta + diff * gamma + w.clone() * wd;
-                if let Some((w_prev, u_prev, grad_prev)) = previous.take() {
-                    // log q(a | b) = −‖a − b + lr·∇U(b)‖² / (4 lr), lr = ε/2.
-                    let forward = sq_norm(w.clone() - w_prev.clone() + grad_prev * lr);
-                    let backward = sq_norm(w_prev - w.clone() + grad_u.clone() * lr);
-                    traffic.readbacks += 2;
-                    let log_ratio = u_prev - u + (forward - backward) / (4.0 * lr);
-                    trace.mala_acceptance.push(log_ratio.min(0.0).exp());
-                }
-                previous = Some((w.clone(), u, grad_u));
-            }
             let xi = noise.next(t, d, &device, &mut traffic);
             let view = StepView {
                 chain,

@@ -431,6 +431,11 @@ fn sufficient_inputs(raw: &[f64], k: usize) -> Vec<f64> {
 // γ 3. All three are reported `localization_converged = false`: at the largest accepted ε
 // the chains are only 2·2/(εγ) long, and their noise (±5 %) breaks the plateau rule's 10 %
 // agreement as often as not (e.g. 4.64, 5.12, 5.23 at γ 10, 3, 1 for [4, 3, 3, 4]).
+//   Full rank and the origin with MALA (742 s for the three): [3, 3, 3, 3] r 3 → 4.601 vs 4.5
+//   (+2.3 %, γ 10, ε 1.6e-5, converged); [4, 2, 4] r 0 → 3.450 vs 3.5 (−1.4 %, γ 1, ε 1.28e-4,
+//   converged); [5, 4, 3, 2] r 0 → 2.842 vs 3 (−5.3 %, γ 1, ε 6.4e-5; λ̂ 0.29, 1.69, 2.52,
+//   2.93, 2.86 at γ 100 … 1, not converged: one agreement). Plain SGLD had +35.6 % there. At
+//   γ 1 the origin's t = nβ/γᴺ (below) is 1e4, and an exact sampler can afford that γ.
 //
 // Why the origin of a network with N ≥ 3 layers is hard (the open part of #14 item 6): there the
 // population loss is homogeneous of degree 2N in w, so w = u/√γ maps the localised tempered
@@ -545,12 +550,22 @@ fn deep_linear_with_mala(cases: &[(&[usize], usize, u64)]) -> Vec<String> {
     failures
 }
 
-/// Intermediate ranks with MALA: the three networks plain SGLD got −3.3 %, +63.4 % and +68.9 %
-/// wrong (see the comment above `deep_linear`).
+/// Intermediate ranks with MALA: two of the networks plain SGLD got +68.9 % and −3.3 % wrong
+/// (see the comment above `deep_linear`).
 #[test]
 #[ignore = "slow (minutes per network): run with --ignored to measure"]
 fn deep_linear_intermediate_rank_with_mala() {
-    let failures = deep_linear_with_mala(&[(&[5, 4, 3, 2], 1, 160), (&[3, 4, 4, 3], 2, 150), (&[4, 3, 3, 4], 1, 140)]);
+    // [3, 4, 4, 3] r 2 runs in CI (`deep_linear_rank_two_with_mala`).
+    let failures = deep_linear_with_mala(&[(&[5, 4, 3, 2], 1, 160), (&[4, 3, 3, 4], 1, 140)]);
+    assert!(failures.is_empty(), "outside 10 %: {failures:?}");
+}
+
+/// The network plain SGLD got most wrong (+63 %: [3, 4, 4, 3], rank 2), in CI: MALA with every
+/// setting from `calibrate_adaptive` must be within 10 % (measured −4.8 %, about 4 min on 2
+/// cores).
+#[test]
+fn deep_linear_rank_two_with_mala() {
+    let failures = deep_linear_with_mala(&[(&[3, 4, 4, 3], 2, 150)]);
     assert!(failures.is_empty(), "outside 10 %: {failures:?}");
 }
 
